@@ -1,0 +1,1 @@
+"""Networks (``components``, plain ``nn.Module``) and the LightningModule that trains them."""

@@ -1,0 +1,95 @@
+"""The hidden block both networks are built from: weight layer, norm, activation, pool, dropout.
+
+One block type means one place that decides where batch norm sits (before the activation, the
+usual choice, or after it) and one structure the diagnostics can walk: ``block.layer`` holds the
+weights, ``block.act`` produces the unit outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from mnist_lab.errors import ConfigError
+from mnist_lab.models.components.activations import gain_for, make_activation, pieces
+from mnist_lab.models.components.init import init_layer
+
+NormPosition = Literal["before", "after"]
+
+
+def check_dropout(p: float) -> None:
+    """Dropout must keep something: p in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {p}")
+
+
+def check_positive(name: str, values: int | list[int] | tuple[int, ...]) -> None:
+    """Layer sizes must be positive integers."""
+    items = values if isinstance(values, (list, tuple)) else [values]
+    if any(int(v) <= 0 for v in items):
+        raise ConfigError(f"{name} must be positive, got {values}")
+
+
+class HiddenBlock(nn.Module):
+    """``layer -> [norm] -> act -> [norm] -> [pool] -> [dropout]``, norm placed by ``norm_position``."""
+
+    def __init__(
+        self,
+        layer: nn.Module,
+        width: int,
+        *,
+        activation: str,
+        activation_args: Mapping[str, Any] | None,
+        norm: nn.Module | None,
+        norm_position: NormPosition,
+        dropout: nn.Module | None,
+        pool: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if norm_position not in ("before", "after"):
+            raise ConfigError(f"batch_norm_position must be 'before' or 'after', got {norm_position!r}")
+        self.layer = layer
+        self.norm_position = norm_position
+        self.norm = norm if norm is not None else nn.Identity()
+        self.act = make_activation(activation, width, activation_args)
+        self.pool = pool if pool is not None else nn.Identity()
+        self.drop = dropout if dropout is not None else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.layer(x)
+        if self.norm_position == "before":
+            z = self.norm(z)
+        a = self.act(z)
+        if self.norm_position == "after":
+            a = self.norm(a)
+        return self.drop(self.pool(a))
+
+
+def layer_width(width: int, activation: str, activation_args: Mapping[str, Any] | None) -> int:
+    """Features the weight layer must emit so the activation outputs ``width`` (maxout: k x)."""
+    return width * pieces(activation, activation_args)
+
+
+def norm_width(width: int, activation: str, activation_args: Mapping[str, Any] | None, position: str) -> int:
+    """Batch norm sees the layer's output before the activation, the activation's output after."""
+    return layer_width(width, activation, activation_args) if position == "before" else width
+
+
+def initialise(
+    blocks: nn.ModuleList,
+    output: nn.Module,
+    scheme: str,
+    scheme_args: Mapping[str, Any] | None,
+    activation: str,
+    activation_args: Mapping[str, Any] | None,
+) -> None:
+    """Init every hidden layer for its activation's gain and the output layer as linear."""
+    nonlinearity, param = gain_for(activation, activation_args)
+    for block in blocks:
+        init_layer(block.layer, scheme, nonlinearity, param, scheme_args)
+        if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(block.norm.weight)
+            nn.init.zeros_(block.norm.bias)
+    init_layer(output, scheme, "linear", None, scheme_args)
