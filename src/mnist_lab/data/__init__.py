@@ -1,0 +1,1 @@
+"""MNIST as tensors: IDX checks, the LightningDataModule, batched augmentation."""

@@ -1,0 +1,92 @@
+"""The datamodule on real IDX files: split, normalisation, tensor-resident batches, bad files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_lab.data.augment import random_affine
+from mnist_lab.data.idx import check_mnist_raw
+from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
+from mnist_lab.errors import DataError
+
+
+def test_split_sizes_are_fixed_by_the_seed(fake_mnist: Path) -> None:
+    first = MNISTDataModule(str(fake_mnist), val_size=200)
+    first.prepare_data()
+    first.setup("fit")
+    second = MNISTDataModule(str(fake_mnist), val_size=200)
+    second.setup("fit")
+    assert len(first._splits["train"]) == 1000 and len(first._splits["val"]) == 200
+    assert torch.equal(first._splits["val"].labels, second._splits["val"].labels)
+    assert torch.equal(first._splits["val"].images, second._splits["val"].images)
+
+
+def test_images_are_normalised_tensors_and_batches_are_gathered_by_index(fake_mnist: Path) -> None:
+    dm = MNISTDataModule(str(fake_mnist), batch_size=64, eval_batch_size=128, val_size=200)
+    dm.setup("fit")
+    dm.setup("test")
+    images = dm._splits["train"].images
+    assert images.dtype == torch.float32 and images.shape[1:] == (1, 28, 28)
+    assert images.max().item() == pytest.approx((1 - MNIST_MEAN) / MNIST_STD, rel=1e-5)
+    batches = list(dm.train_dataloader())
+    assert [len(y) for _, y in batches] == [64] * 15 + [40]
+    x, y = batches[0]
+    assert x.shape == (64, 1, 28, 28) and y.dtype == torch.long
+    assert sum(len(y) for _, y in dm.test_dataloader()) == 300
+
+
+def test_augmentation_is_batched_and_keeps_the_background() -> None:
+    background = -MNIST_MEAN / MNIST_STD
+    x = torch.full((32, 1, 28, 28), background)
+    x[:, :, 10:18, 10:18] = 2.0
+    out = random_affine(x, degrees=15, translate=0.1, background=background)
+    assert out.shape == x.shape
+    assert torch.allclose(out[:, :, 0, 0], torch.full((32, 1), background), atol=1e-5)
+    assert not torch.allclose(out, x)
+    still = random_affine(x, degrees=0, translate=0, scale=(1, 1), background=background)
+    assert torch.allclose(still, x, atol=1e-5)
+
+
+def _copy(fake_mnist: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(fake_mnist, root)
+    return root
+
+
+def test_truncated_file_is_reported_by_name(fake_mnist: Path, tmp_path: Path) -> None:
+    root = _copy(fake_mnist, tmp_path)
+    path = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*truncated"):
+        MNISTDataModule(str(root)).prepare_data()
+
+
+def test_corrupt_magic_and_count_mismatch_are_reported(fake_mnist: Path, tmp_path: Path) -> None:
+    root = _copy(fake_mnist, tmp_path)
+    raw = root / "MNIST" / "raw"
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(b"\x12\x34" + labels.read_bytes()[2:])
+    with pytest.raises(DataError, match="not an IDX file"):
+        check_mnist_raw(raw)
+    shutil.copy(raw / "train-labels-idx1-ubyte", labels)
+    with pytest.raises(DataError, match="300 images but 1200 labels"):
+        check_mnist_raw(raw)
+
+
+def test_missing_data_offline_names_the_expected_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.datasets import MNIST
+
+    def offline(self, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    with pytest.raises(DataError) as err:
+        MNISTDataModule(str(tmp_path / "empty")).prepare_data()
+    message = str(err.value)
+    assert "train-images-idx3-ubyte" in message and "t10k-labels-idx1-ubyte" in message
+    assert str(tmp_path / "empty" / "MNIST" / "raw") in message
+    assert "network is unreachable" in message and "DATA_DIR" in message
