@@ -1,0 +1,139 @@
+"""Fills the run that ``RunLogger`` opened: tags, parameter counts, epoch time, test figures, the model.
+
+Lightning's ``MLFlowLogger`` already logs metrics and checkpoints; this callback adds what it does
+not: provenance tags, a timing metric, figures of the test set, a servable MLflow model, and the
+error of a failed run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from torch import Tensor
+
+from mnist_lab.tracking.logger import RunLogger
+from mnist_lab.tracking.plots import confusion_figure, misclassified_figure
+from mnist_lab.tracking.run_info import run_tags
+
+MODEL_NAME = "classifier"
+
+
+def _run_logger(trainer: L.Trainer) -> RunLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, RunLogger)), None)
+
+
+class MLflowRunCallback(L.Callback):
+    """Adds provenance, timing, figures and the logged model to the active MLflow run.
+
+    Args:
+        log_model: log ``net`` with ``mlflow.pytorch.log_model`` after the test (best weights).
+        max_misclassified: digits in the misclassified-grid figure.
+    """
+
+    def __init__(self, log_model: bool = True, max_misclassified: int = 48) -> None:
+        self.log_model = log_model
+        self.max_misclassified = max_misclassified
+        self._epoch_start = 0.0
+        self._wrong: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._tagged = False
+
+    # ---- provenance -------------------------------------------------------------------------
+    @rank_zero_only
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        logger = _run_logger(trainer)
+        if logger is None or self._tagged:
+            return
+        raw_dir: Path | None = getattr(trainer.datamodule, "raw_dir", None)
+        files = sorted(raw_dir.glob("*-ubyte")) if raw_dir is not None and raw_dir.is_dir() else []
+        for key, value in run_tags("MNIST", files).items():
+            logger.experiment.set_tag(logger.run_id, key, value)
+        params = list(pl_module.parameters())
+        logger.log_hyperparams(
+            {
+                "params/total": sum(p.numel() for p in params),
+                "params/trainable": sum(p.numel() for p in params if p.requires_grad),
+            }
+        )
+        self._tagged = True
+
+    # ---- timing -----------------------------------------------------------------------------
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("time/epoch_s", time.perf_counter() - self._epoch_start)
+
+    # ---- test figures and model -------------------------------------------------------------
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._wrong = []
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: Any
+    ) -> None:
+        kept = sum(len(w[0]) for w in self._wrong)
+        if outputs is None or kept >= self.max_misclassified:
+            return
+        x, y = batch
+        wrong = outputs != y
+        take = self.max_misclassified - kept
+        self._wrong.append((x[wrong][:take].cpu(), y[wrong][:take].cpu(), outputs[wrong][:take].cpu()))
+
+    @rank_zero_only
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = _run_logger(trainer)
+        if logger is None:
+            return
+        confusion = getattr(pl_module, "test_confusion", None)
+        if confusion is not None:
+            logger.experiment.log_figure(logger.run_id, confusion_figure(confusion), "figures/confusion_matrix.png")
+        if self._wrong:
+            images, true, pred = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
+            fig = misclassified_figure(images, true, pred)
+            logger.experiment.log_figure(logger.run_id, fig, "figures/misclassified.png")
+        if self.log_model:
+            log_pytorch_model(logger, pl_module)
+
+    # ---- failure ----------------------------------------------------------------------------
+    @rank_zero_only
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        logger = _run_logger(trainer)
+        if logger is None:
+            return
+        if isinstance(exception, KeyboardInterrupt):
+            logger.exit_status = "KILLED"
+        message = f"{type(exception).__name__}: {exception}"[:5000]
+        logger.experiment.set_tag(logger.run_id, "error", message)
+
+
+def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule) -> None:
+    """Log the network (logits out) as an MLflow model with an input example and signature."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.models import infer_signature
+
+    import mnist_lab
+
+    net = pl_module.net if hasattr(pl_module, "net") else pl_module
+    was_training = net.training
+    net.eval()
+    example = torch.zeros(2, 1, 28, 28)
+    with torch.no_grad():
+        output = net(example.to(pl_module.device)).cpu().numpy()
+    signature = infer_signature(example.numpy(), output)
+    mlflow.set_tracking_uri(logger._tracking_uri)
+    with mlflow.start_run(run_id=logger.run_id):
+        mlflow.pytorch.log_model(
+            net.cpu() if pl_module.device.type != "cpu" else net,
+            name=MODEL_NAME,
+            input_example=example.numpy(),
+            signature=signature,
+            code_paths=[str(Path(mnist_lab.__file__).parent)],
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+        )
+    net.to(pl_module.device)
+    net.train(was_training)
