@@ -1,0 +1,91 @@
+# MNIST Lightning template. `make help` lists targets and variables.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3#     interpreter that creates the venv
+VENV       ?= .venv#       virtual environment folder
+PY         := $(VENV)/bin/python
+
+## Variables for `make train` (each optional; the config's value when unset)
+MODEL      ?= mlp#            mlp | cnn: picks configs/$(MODEL).yaml
+ACT        ?=#                activation name (relu, leaky_relu, elu, sigmoid, maxout, ...)
+ACT_ARGS   ?=#                activation parameters, e.g. ACT_ARGS='{negative_slope: 0.1}'
+INIT       ?=#                weight init (kaiming_normal, xavier_uniform, zeros, ...)
+DROPOUT    ?=#                dropout probability in [0, 1)
+BN         ?=#                batch norm: true | false
+EPOCHS     ?=#                max epochs
+LR         ?=#                learning rate
+BATCH      ?=#                training batch size
+SEED       ?=#                seed for everything
+DEPTH      ?=#                MLP hidden layers
+WIDTH      ?=#                MLP hidden units per layer
+DATA_DIR   ?= data/#          torchvision root holding MNIST/raw
+EXPERIMENT ?=#                MLflow experiment name (default: mnist)
+ARGS       ?=#                any further LightningCLI arguments
+PORT       ?= 5000#           port of `make ui`
+QUICK      ?=#                `make compare QUICK=1`: the reduced grid
+JOBS       ?=#                `make compare`: parallel processes
+
+MODELS := mlp cnn
+MODEL := $(strip $(MODEL))
+CONFIG := configs/$(MODEL).yaml
+NET := --model.net.init_args
+opt = $(if $(strip $(2)),$(1)=$(strip $(2)))
+TRAIN_ARGS = --config $(CONFIG) \
+	$(call opt,$(NET).activation,$(ACT)) \
+	$(if $(strip $(ACT_ARGS)),'$(NET).activation_args=$(strip $(ACT_ARGS))') \
+	$(call opt,$(NET).weight_init,$(INIT)) \
+	$(call opt,$(NET).dropout,$(DROPOUT)) \
+	$(call opt,$(NET).batch_norm,$(BN)) \
+	$(call opt,$(NET).depth,$(DEPTH)) \
+	$(call opt,$(NET).width,$(WIDTH)) \
+	$(call opt,--trainer.max_epochs,$(EPOCHS)) \
+	$(call opt,--model.optimizer.init_args.lr,$(LR)) \
+	$(call opt,--data.batch_size,$(BATCH)) \
+	$(call opt,--seed_everything,$(SEED)) \
+	$(call opt,--data.data_dir,$(DATA_DIR)) \
+	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
+	$(ARGS)
+
+.PHONY: help install check-model train fit-only ui test test-fast lint compare clean
+
+help: ## Show targets and variables
+	@echo "Targets:"
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "Variables (make train VAR=value ...):"
+	@grep -E '^[A-Z_]+ +\?=' $(MAKEFILE_LIST) | sed -E 's/ *\?= *([^#]*)# */\t\1\t/' \
+		| awk -F'\t' '{printf "  %-10s %-8s %s\n", $$1, $$2, $$3}'
+
+install: ## Create .venv and install the project (editable) with its dev extras
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+
+check-model:
+	@$(if $(filter $(MODEL),$(MODELS)),true,echo "error: unknown MODEL '$(MODEL)'; choose one of: $(MODELS)" >&2; exit 2)
+
+train: check-model ## Fit on MNIST, then test the best checkpoint (one MLflow run)
+	$(PY) -m mnist_lab fit $(TRAIN_ARGS)
+
+fit-only: check-model ## Fit without the final test
+	$(PY) -m mnist_lab fit $(TRAIN_ARGS) --run_test=false
+
+ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
+	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
+		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		--artifacts-destination mlruns/artifacts
+
+compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
+	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) $(call opt,--data-dir,$(DATA_DIR))
+
+test: ## The whole test suite (real-MNIST tests need DATA_DIR)
+	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
+
+test-fast: ## Unit tests only (no real MNIST, no browser)
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+lint: ## ruff
+	$(VENV)/bin/ruff check src tests scripts
+
+clean: ## Remove outputs/ and caches (keeps mlruns/)
+	rm -rf outputs .pytest_cache .ruff_cache

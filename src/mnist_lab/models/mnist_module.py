@@ -1,0 +1,126 @@
+"""The LightningModule: loss, metrics and optimisation for any network that maps images to logits.
+
+The network arrives fully built (``net``), so this file knows nothing about activations, inits
+or layer shapes. Lightning's loops switch ``train()``/``eval()``; nothing here overrides that.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from mnist_lab.models.components import MLP
+
+Batch = tuple[Tensor, Tensor]
+
+
+class MNISTClassifier(L.LightningModule):
+    """Classifies with cross-entropy on logits (``F.cross_entropy`` applies log-softmax itself).
+
+    Args:
+        net: any ``nn.Module`` (default: :class:`MLP`) from images ``(N, 1, 28, 28)`` to logits ``(N, num_classes)``.
+        optimizer: a callable ``params -> Optimizer`` (LightningCLI: ``--model.optimizer``).
+        scheduler: a callable ``optimizer -> LRScheduler`` or None. One with ``set_horizon``
+            (:class:`~mnist_lab.models.schedules.CosineDecay`) is told the run's length.
+        scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["step", "epoch"] = "step",
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        self.net = net if net is not None else MLP()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=num_classes, average="micro")})
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.example_input_array = torch.zeros(2, 1, 28, 28)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits, y), logits.argmax(dim=1), y
+
+    def on_train_start(self) -> None:
+        # The sanity-check validation pass must not count towards the best val/acc.
+        self.val_acc_best.reset()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, preds, y = self._step(batch)
+        self.train_loss(loss)
+        step_metrics = self.train_metrics(preds, y)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log_dict(step_metrics, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss.compute())
+        self.log("train/acc_epoch", self.train_metrics["acc"].compute())
+        self.train_loss.reset()
+        self.train_metrics.reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, preds, y = self._step(batch)
+        self.val_loss(loss)
+        self.val_metrics.update(preds, y)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.val_metrics.compute()
+        self.log("val/loss", self.val_loss.compute(), prog_bar=True)
+        self.log_dict(acc, prog_bar=True)
+        self.val_acc_best(acc["val/acc"])
+        self.log("val/acc_best", self.val_acc_best.compute())
+        self.val_loss.reset()
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, preds, y = self._step(batch)
+        self.test_loss(loss)
+        self.test_metrics.update(preds, y)
+        self.test_confusion.update(preds, y)
+        return preds  # callbacks (the misclassified-digits figure) read them
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss.compute())
+        self.log_dict(self.test_metrics.compute())
+        self.test_loss.reset()
+        self.test_metrics.reset()
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=1)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        interval = self.hparams.scheduler_interval
+        horizon = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+        scheduler = self.scheduler_factory(optimizer)
+        if hasattr(scheduler, "set_horizon"):
+            scheduler.set_horizon(int(horizon))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -1,0 +1,41 @@
+"""LR schedules that learn the run's length from the module, so EPOCHS=3 and EPOCHS=30 both decay fully.
+
+A scheduler with a ``set_horizon(n)`` method is told, once, how many scheduler steps the run will
+take (``MNISTClassifier.configure_optimizers`` calls it); torch's own schedulers work unchanged
+when their length is given in the config.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class CosineDecay(LRScheduler):
+    """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to ``min_lr_ratio * lr``."""
+
+    def __init__(self, optimizer: Optimizer, warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0) -> None:
+        if not 0.0 <= warmup_fraction < 1.0 or not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError("warmup_fraction must be in [0, 1) and min_lr_ratio in [0, 1]")
+        self.warmup_fraction = warmup_fraction
+        self.min_lr_ratio = min_lr_ratio
+        self.horizon = 1
+        super().__init__(optimizer)
+
+    def set_horizon(self, steps: int) -> None:
+        """The number of ``step()`` calls the whole run makes."""
+        self.horizon = max(1, int(steps))
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the base LR after ``step`` scheduler steps."""
+        warmup = int(self.warmup_fraction * self.horizon)
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, self.horizon - warmup))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float]:
+        f = self.factor(self.last_epoch)
+        return [base * f for base in self.base_lrs]
