@@ -1,0 +1,55 @@
+"""Every activation and every init trains end to end (a few steps through Lightning on tiny MNIST)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.models.components import CNN, MLP, ConvBlockSpec
+from mnist_lab.models.components.activations import ACTIVATIONS
+from mnist_lab.models.components.init import INITS
+from mnist_lab.models.mnist_module import MNISTClassifier
+
+
+def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, float]:
+    """Return the first and the last training loss of a 2-epoch run, after testing."""
+    L.seed_everything(0, verbose=False)
+    losses: list[float] = []
+
+    class Losses(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            losses.append(float(outputs["loss"]))
+
+    trainer = L.Trainer(
+        default_root_dir=tmp_path, max_epochs=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[Losses()],
+    )  # fmt: skip
+    data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
+    model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
+    trainer.fit(model, datamodule=data)
+    (result,) = trainer.test(model, datamodule=data, verbose=False)
+    assert 0.0 <= result["test/acc"] <= 1.0
+    return losses[0], losses[-1]
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_trains(activation: str, fake_mnist: Path, tmp_path: Path) -> None:
+    first, last = _fit(MLP(depth=2, width=32, activation=activation), fake_mnist, tmp_path)
+    assert torch.isfinite(torch.tensor(last))
+    assert last < first  # the output layer learns even when (step) nothing below it can
+
+
+@pytest.mark.parametrize("scheme", sorted(INITS))
+def test_every_init_trains(scheme: str, fake_mnist: Path, tmp_path: Path) -> None:
+    first, last = _fit(MLP(depth=2, width=32, weight_init=scheme), fake_mnist, tmp_path)
+    assert torch.isfinite(torch.tensor(last)) and last <= first
+
+
+def test_cnn_with_every_regulariser_trains(fake_mnist: Path, tmp_path: Path) -> None:
+    net = CNN(blocks=[ConvBlockSpec(8, pool="max")], head_width=16, dropout=0.2, activation="prelu")
+    first, last = _fit(net, fake_mnist, tmp_path)
+    assert last < first
