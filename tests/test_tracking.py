@@ -1,0 +1,165 @@
+"""One MLflow run per CLI invocation, checked in a real sqlite store through MlflowClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import mlflow
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from mnist_lab.cli import main
+from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.models.components import MLP
+from mnist_lab.models.mnist_module import MNISTClassifier
+from mnist_lab.tracking import MLflowRunCallback, RunLogger
+from mnist_lab.tracking.run_info import files_digest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class TrackedRun:
+    def __init__(self, uri: str, run: Run, workdir: Path) -> None:
+        self.uri, self.run, self.workdir = uri, run, workdir
+        self.client = MlflowClient(uri)
+        self.id = run.info.run_id
+
+    def artifacts(self, path: str | None = None) -> list[str]:
+        found = []
+        for item in self.client.list_artifacts(self.id, path):
+            found.extend(self.artifacts(item.path) if item.is_dir else [item.path])
+        return found
+
+
+@pytest.fixture(scope="module")
+def tracked(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackedRun]:
+    """One `fit` (then test) through the CLI on tiny MNIST, in a throwaway store."""
+    workdir = tmp_path_factory.mktemp("tracked")
+    uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        main([
+            "fit", "--config", str(REPO / "configs" / "mlp.yaml"), f"--data.data_dir={fake_mnist}",
+            "--data.val_size=200", "--data.batch_size=64", "--trainer.max_epochs=3",
+            "--trainer.log_every_n_steps=5", "--model.net.init_args.width=64",
+            "--model.net.init_args.activation=leaky_relu", "--trainer.logger.init_args.experiment_name=tracked",
+        ])  # fmt: skip
+        runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("tracked").experiment_id])
+        assert len(runs) == 1, "fit and test must share one run"
+        yield TrackedRun(uri, runs[0], workdir)
+
+
+def test_run_is_finished_and_named_after_the_choices(tracked: TrackedRun) -> None:
+    assert tracked.run.info.status == "FINISHED"
+    assert tracked.run.info.run_name == "mlp-leaky_relu-kaiming_normal-do0.2"
+
+
+def test_params_hold_the_whole_resolved_config(tracked: TrackedRun) -> None:
+    params = tracked.run.data.params
+    expected = {
+        "model.net.activation": "leaky_relu",
+        "model.net.weight_init": "kaiming_normal",
+        "model.net.dropout": "0.2",
+        "model.net.batch_norm": "False",
+        "model.net.batch_norm_position": "before",
+        "model.net.width": "64",
+        "model.optimizer.class_path": "torch.optim.AdamW",
+        "model.optimizer.lr": "0.001",
+        "model.optimizer.weight_decay": "0.0001",
+        "model.scheduler.class_path": "mnist_lab.models.schedules.CosineDecay",
+        "trainer.max_epochs": "3",
+        "trainer.precision": "32-true",
+        "trainer.gradient_clip_val": "1.0",
+        "data.batch_size": "64",
+        "seed_everything": "42",
+    }
+    assert {k: params.get(k) for k in expected} == expected
+    assert int(params["params/total"]) == sum(p.numel() for p in MLP(width=64).parameters())
+    assert params["params/trainable"] == params["params/total"]
+    assert not [k for k in params if "instantiator" in k or "__path__" in k]
+
+
+def test_long_params_are_not_cut(tracked: TrackedRun) -> None:
+    logger = RunLogger(experiment_name="long", tracking_uri=tracked.uri)
+    value = "x" * 1000
+    logger.log_hyperparams({"long": value})
+    assert MlflowClient(tracked.uri).get_run(logger.run_id).data.params["long"] == value
+
+
+def test_tags_record_code_data_and_version(tracked: TrackedRun, fake_mnist: Path) -> None:
+    tags = tracked.run.data.tags
+    assert tags["dataset.name"] == "MNIST"
+    assert tags["dataset.sha256"] == files_digest(sorted((fake_mnist / "MNIST" / "raw").glob("*-ubyte")))
+    assert tags["git.commit"] and tags["git.dirty"] in {"true", "false", "unknown"}
+    assert tags["mnist_lab.version"] == "0.1.0"
+
+
+def test_metrics_have_per_step_and_per_epoch_history(tracked: TrackedRun) -> None:
+    history = lambda key: tracked.client.get_metric_history(tracked.id, key)  # noqa: E731
+    assert len(history("val/acc")) == 3 and len(history("val/loss")) == 3
+    assert len(history("train/loss")) >= 5 and len(history("train/acc")) >= 5
+    assert len(history("time/epoch_s")) == 3 and all(m.value > 0 for m in history("time/epoch_s"))
+    assert len(history("lr-AdamW")) == 3
+    metrics = tracked.run.data.metrics
+    assert metrics["val/acc_best"] == max(m.value for m in history("val/acc"))
+    assert 0.9 < metrics["test/acc"] <= 1 and metrics["test/loss"] > 0
+
+
+def test_artifacts_config_checkpoint_and_figures(tracked: TrackedRun, tmp_path: Path) -> None:
+    artifacts = tracked.artifacts()
+    assert "config.yaml" in artifacts
+    assert {"figures/confusion_matrix.png", "figures/misclassified.png"} <= set(artifacts)
+    assert any(a.endswith(".ckpt") for a in artifacts)
+    config_path = tracked.client.download_artifacts(tracked.id, "config.yaml", str(tmp_path))
+    config = yaml.safe_load(Path(config_path).read_text())
+    assert config["model"]["net"]["init_args"]["activation"] == "leaky_relu"
+    with pytest.raises(SystemExit) as exit_:  # the logged config is re-runnable as it is
+        main(["fit", "--config", config_path, "--print_config"])
+    assert exit_.value.code == 0
+
+
+def test_logged_model_loads_and_predicts(tracked: TrackedRun) -> None:
+    mlflow.set_tracking_uri(tracked.uri)
+    model = mlflow.pytorch.load_model(f"runs:/{tracked.id}/classifier")
+    logits = model(torch.zeros(5, 1, 28, 28))
+    assert logits.shape == (5, 10)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{tracked.id}/classifier")
+    assert pyfunc.metadata.signature is not None
+    assert np.asarray(pyfunc.predict(np.zeros((3, 1, 28, 28), dtype=np.float32))).shape == (3, 10)
+
+
+class Explodes(MNISTClassifier):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(MLP(depth=1, width=8))
+        self.error = error
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx == 2:
+            raise self.error
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_failed_and_interrupted_runs_get_their_status(
+    error: BaseException, status: str, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = RunLogger(experiment_name="failing", tracking_uri=uri)
+    trainer = L.Trainer(
+        max_epochs=1, logger=logger, callbacks=[MLflowRunCallback()], enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    data = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64)
+    with pytest.raises((RuntimeError, SystemExit)):
+        trainer.fit(Explodes(error), datamodule=data)
+    run = MlflowClient(uri).get_run(logger.run_id)
+    assert run.info.status == status
+    assert type(error).__name__ in run.data.tags["error"]

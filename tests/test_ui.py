@@ -1,0 +1,121 @@
+"""`make ui` serves the store: its REST API answers, and headless Chromium finds a run's val/acc chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mnist_lab.tracking import RunLogger
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, body: dict | None = None) -> bytes:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
+        return r.read()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """A sqlite store with one run that has a val/acc history; returns (uri, experiment id, run id)."""
+    root = tmp_path_factory.mktemp("ui")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    logger = RunLogger(experiment_name="mnist-ui", run_name="mlp-relu-kaiming_normal", tracking_uri=uri,
+                       artifact_location=(root / "artifacts").as_uri())  # fmt: skip
+    for epoch, acc in enumerate([0.91, 0.95, 0.97]):
+        logger.log_metrics({"val/acc": acc, "val/loss": 1 - acc}, step=epoch)
+    logger.log_hyperparams({"model.net.activation": "relu"})
+    logger.finalize("success")
+    return uri, logger.experiment_id, logger.run_id
+
+
+@pytest.fixture(scope="module")
+def ui(store: tuple[str, str, str]) -> Iterator[str]:
+    """`make ui` on a free port over the store; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0]}
+    proc = subprocess.Popen(
+        ["make", "-s", "ui", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                get(f"{base}/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("make ui did not start") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[str, str, str]) -> None:
+    experiments = json.loads(get(f"{ui}/api/2.0/mlflow/experiments/search", {"max_results": 10}))
+    assert "mnist-ui" in [e["name"] for e in experiments["experiments"]]
+    run = json.loads(get(f"{ui}/api/2.0/mlflow/runs/get?run_id={store[2]}"))["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert {m["key"] for m in run["data"]["metrics"]} >= {"val/acc", "val/loss"}
+    assert b"<title>MLflow</title>" in get(f"{ui}/")
+
+
+@pytest.mark.browser
+def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
+    ui: str, store: tuple[str, str, str], tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("Debian chromium not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    _, experiment_id, run_id = store
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{ui}/#/experiments")
+        page.get_by_text("Model training", exact=True).first.click()  # MLflow 3 opens on its GenAI view
+        expect(page.get_by_text("mnist-ui").first).to_be_visible(timeout=60_000)
+        page.goto(f"{ui}/#/experiments/{experiment_id}/runs")
+        expect(page.get_by_text("mlp-relu-kaiming_normal").first).to_be_visible(timeout=60_000)
+        page.goto(f"{ui}/#/experiments/{experiment_id}/runs/{run_id}/model-metrics")
+        legend = page.get_by_text("mlp-relu-kaiming_normal (val/acc)").first
+        expect(legend).to_be_visible(timeout=60_000)
+        chart = page.locator("div", has=legend).filter(has=page.locator("svg")).last
+        expect(chart).to_be_visible()
+        page.wait_for_timeout(1500)  # let the plot draw before the screenshot
+        shot = tmp_path / "mlflow-ui.png"
+        page.screenshot(path=str(shot))
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("UI_SCREENSHOT"):
+        shutil.copy(shot, os.environ["UI_SCREENSHOT"])
