@@ -20,6 +20,7 @@ SEED       ?=#                seed for everything
 DEPTH      ?=#                MLP hidden layers
 WIDTH      ?=#                MLP hidden units per layer
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw
+DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 ARGS       ?=#                any further LightningCLI arguments
 PORT       ?= 5000#           port of `make ui`
@@ -44,6 +45,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--data.batch_size,$(BATCH)) \
 	$(call opt,--seed_everything,$(SEED)) \
 	$(call opt,--data.data_dir,$(DATA_DIR)) \
+	$(call opt,--diagnostics.enabled,$(DIAG)) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(ARGS)
 

@@ -15,9 +15,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.diagnostics import DiagnosticsCallback
 from mnist_lab.errors import TemplateError
 from mnist_lab.models.mnist_module import MNISTClassifier
-from mnist_lab.tracking import RunLogger
+from mnist_lab.tracking import MLflowRunCallback, RunLogger
 from mnist_lab.tracking.run_info import flatten_config, run_name
 
 
@@ -28,6 +29,9 @@ class TemplateCLI(LightningCLI):
         parser.add_argument(
             "--run_test", type=bool, default=True, help="After fit, test the best checkpoint on the test set."
         )
+        # Always-present callbacks, tuned with --tracking.* and --diagnostics.* (e.g. --diagnostics.enabled=false).
+        parser.add_lightning_class_args(MLflowRunCallback, "tracking")
+        parser.add_lightning_class_args(DiagnosticsCallback, "diagnostics")
 
     def before_instantiate_classes(self) -> None:
         """Name the MLflow run after the choices (``mlp-elu-kaiming_normal-bn-do0.25``) unless named."""

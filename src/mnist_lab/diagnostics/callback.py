@@ -1,0 +1,125 @@
+"""The diagnostics callback: logs ``diag/*`` metrics every N steps and figures at the end of fit.
+
+Metric names (``<i>``: depth index, 0 = first hidden layer, last = output layer):
+``diag/grad_norm/<i>``, ``diag/saturation/<i>`` (sigmoid/tanh family only), ``diag/dead_frac/<i>``,
+``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and the mode gap
+``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from mnist_lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
+from mnist_lab.diagnostics.probes import LayerStats, activation_stats, grad_norms, mode_gap
+
+log = logging.getLogger(__name__)
+
+
+class DiagnosticsCallback(L.Callback):
+    """Gradient flow, saturation, dead units, symmetry and the train/eval mode gap, in MLflow.
+
+    Args:
+        enabled: switch all diagnostics off with ``--diagnostics.enabled=false``.
+        every_n_steps: how often to measure (step 0, at init, is always measured).
+        probe_size: examples in the fixed validation batch the activation statistics use.
+        figures: log the gradient-norm-by-depth and activation-histogram figures at the end of fit.
+    """
+
+    def __init__(self, enabled: bool = True, every_n_steps: int = 50, probe_size: int = 512, figures: bool = True):
+        self.enabled = enabled
+        self.every_n_steps = max(1, every_n_steps)
+        self.probe_size = probe_size
+        self.figures = figures
+        self.probe: tuple[Tensor, Tensor] | None = None
+        self.epoch_grad_norms: dict[int, list[float]] = {}
+        self._last_grads: list[float] = []
+        self._last_stats: list[LayerStats] = []
+
+    def _active(self, pl_module: L.LightningModule) -> bool:
+        net = getattr(pl_module, "net", None)
+        return self.enabled and net is not None and hasattr(net, "blocks") and hasattr(net, "output")
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled and not self._active(pl_module):
+            log.warning("diagnostics need a network with .blocks and .output; they are off for this run")
+        if not self._active(pl_module):
+            return
+        loader = trainer.datamodule.val_dataloader() if trainer.datamodule is not None else None
+        if loader is None:
+            return
+        xs, ys, n = [], [], 0
+        for x, y in loader:
+            xs.append(x)
+            ys.append(y)
+            n += len(y)
+            if n >= self.probe_size:
+                break
+        self.probe = (
+            torch.cat(xs)[: self.probe_size].to(pl_module.device),
+            torch.cat(ys)[: self.probe_size].to(pl_module.device),
+        )
+
+    def _log(self, trainer: L.Trainer, metrics: dict[str, float]) -> None:
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._active(pl_module) or trainer.global_step % self.every_n_steps:
+            return
+        self._last_grads = grad_norms(pl_module.net)
+        metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
+        if self.probe is not None:
+            metrics.update(self.measure(pl_module))
+        self._log(trainer, metrics)
+
+    def measure(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """Activation statistics and the mode gap on the probe batch."""
+        assert self.probe is not None
+        x, y = self.probe
+        self._last_stats = activation_stats(pl_module.net, x)
+        metrics: dict[str, float] = {}
+        for i, s in enumerate(self._last_stats):
+            metrics.update(
+                {
+                    f"diag/act_mean/{i}": s.mean,
+                    f"diag/act_std/{i}": s.std,
+                    f"diag/dead_frac/{i}": s.dead_frac,
+                    f"diag/distinct_units/{i}": float(s.distinct_units),
+                }
+            )
+            if s.saturation is not None:
+                metrics[f"diag/saturation/{i}"] = s.saturation
+        train_acc, eval_acc = mode_gap(pl_module.net, x, y)
+        metrics.update(
+            {
+                "diag/mode_gap/train_acc": train_acc,
+                "diag/mode_gap/eval_acc": eval_acc,
+                "diag/mode_gap/gap": eval_acc - train_acc,
+            }
+        )
+        return metrics
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._active(pl_module) and self._last_grads:
+            self.epoch_grad_norms[trainer.current_epoch] = list(self._last_grads)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (self._active(pl_module) and self.figures) or trainer.global_rank != 0:
+            return
+        if self.probe is not None:
+            self._last_stats = activation_stats(pl_module.net, self.probe[0])
+        figures = {}
+        if self.epoch_grad_norms:
+            figures["diagnostics/grad_norm_by_depth.png"] = grad_norm_by_depth(self.epoch_grad_norms)
+        if self._last_stats:
+            figures["diagnostics/activation_histograms.png"] = activation_histograms(self._last_stats)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "log_figure"):
+                for path, fig in figures.items():
+                    experiment.log_figure(logger.run_id, fig, path)

@@ -1,0 +1,125 @@
+"""The diagnostic facts on small, fast setups, plus the callback's metrics in a real MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from mlflow import MlflowClient
+
+from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.diagnostics import DiagnosticsCallback, activation_stats, grad_norms, mode_gap
+from mnist_lab.models.components import CNN, MLP
+from mnist_lab.models.mnist_module import MNISTClassifier
+from mnist_lab.tracking import RunLogger
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _batch(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+
+
+def _ratio_at_init(**kwargs) -> float:
+    net = MLP(depth=8, width=128, **kwargs)
+    x, y = _batch()
+    F.cross_entropy(net(x), y).backward()
+    norms = grad_norms(net)
+    return norms[0] / norms[-1]
+
+
+def test_deep_sigmoid_gradients_vanish_and_relu_kaiming_does_not() -> None:
+    sigmoid = _ratio_at_init(activation="sigmoid", weight_init="default")
+    relu = _ratio_at_init(activation="relu", weight_init="kaiming_normal")
+    assert sigmoid < 0.1
+    assert relu > 0.1 and relu > 100 * sigmoid
+
+
+def test_strongly_negative_bias_kills_relu_units_but_not_leaky_relu() -> None:
+    x, _ = _batch()
+    dead = {}
+    for act in ("relu", "leaky_relu", "elu"):
+        net = MLP(depth=1, width=64, activation=act)
+        torch.nn.init.constant_(net.blocks[0].layer.bias, -10.0)  # ~7 std below zero
+        dead[act] = activation_stats(net, x)[0].dead_frac
+    assert dead == {"relu": 1.0, "leaky_relu": 0.0, "elu": 0.0}
+
+
+def test_zero_init_keeps_every_unit_identical_after_training_steps() -> None:
+    for act in ("sigmoid", "tanh"):
+        net = MLP(depth=2, width=32, activation=act, weight_init="zeros")
+        opt = torch.optim.SGD(net.parameters(), lr=0.5)
+        for _ in range(10):
+            x, y = _batch(64)
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        assert [s.distinct_units for s in activation_stats(net, _batch()[0])] == [1, 1]
+    kaiming = MLP(depth=2, width=32, weight_init="kaiming_normal")
+    assert [s.distinct_units for s in activation_stats(kaiming, _batch()[0])] == [32, 32]
+
+
+def test_means_and_saturation_follow_the_activation() -> None:
+    x, _ = _batch()
+    mean = {
+        a: activation_stats(MLP(depth=1, width=256, activation=a), x)[0].mean
+        for a in ("sigmoid", "tanh", "relu", "elu")
+    }
+    assert mean["sigmoid"] > 0.3 and abs(mean["tanh"]) < 0.05
+    assert abs(mean["elu"]) < abs(mean["relu"])
+    saturated = MLP(depth=1, width=64, activation="sigmoid", weight_init="normal", weight_init_args={"std": 1.0})
+    assert activation_stats(saturated, x * 3)[0].saturation > 0.5
+    assert activation_stats(MLP(depth=1, width=64, activation="relu"), x)[0].saturation is None
+
+
+def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
+    net = CNN(dropout=0.5, batch_norm=True).train()
+    x, y = _batch(32)
+    buffers = [b.clone() for b in net.buffers()]
+    rng = torch.get_rng_state()
+    train_acc, eval_acc = mode_gap(net, x, y)
+    activation_stats(net, x)
+    assert net.training and all(m.training for m in net.modules())
+    assert all(torch.equal(a, b) for a, b in zip(buffers, net.buffers(), strict=True))
+    assert torch.equal(rng, torch.get_rng_state())
+    assert 0 <= train_acc <= 1 and 0 <= eval_acc <= 1
+
+
+def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = RunLogger(experiment_name="diag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
+    trainer = L.Trainer(
+        max_epochs=2, logger=logger, callbacks=[DiagnosticsCallback(every_n_steps=4, probe_size=100)],
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    model = MNISTClassifier(MLP(depth=2, width=16, activation="tanh", dropout=0.3, batch_norm=True))
+    trainer.fit(model, datamodule=MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64))
+    client = MlflowClient(uri)
+    metrics = client.get_run(logger.run_id).data.metrics
+    for i in range(3):
+        assert f"diag/grad_norm/{i}" in metrics
+    for i in range(2):
+        for name in ("saturation", "dead_frac", "act_mean", "act_std", "distinct_units"):
+            assert f"diag/{name}/{i}" in metrics
+    assert {"diag/mode_gap/train_acc", "diag/mode_gap/eval_acc", "diag/mode_gap/gap"} <= set(metrics)
+    steps = [m.step for m in client.get_metric_history(logger.run_id, "diag/grad_norm/0")]
+    assert steps[0] == 0 and steps == sorted(set(steps)) and all(s % 4 == 0 for s in steps)
+    figures = {a.path for a in client.list_artifacts(logger.run_id, "diagnostics")}
+    assert figures == {"diagnostics/grad_norm_by_depth.png", "diagnostics/activation_histograms.png"}
+
+
+def test_callback_can_be_switched_off(fake_mnist: Path, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = RunLogger(experiment_name="nodiag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
+    trainer = L.Trainer(
+        max_epochs=1, logger=logger, callbacks=[DiagnosticsCallback(enabled=False)], enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(MNISTClassifier(MLP(depth=1, width=8)), datamodule=MNISTDataModule(str(fake_mnist), val_size=200))
+    assert not [k for k in MlflowClient(uri).get_run(logger.run_id).data.metrics if k.startswith("diag/")]
