@@ -163,3 +163,43 @@ def test_failed_and_interrupted_runs_get_their_status(
     run = MlflowClient(uri).get_run(logger.run_id)
     assert run.info.status == status
     assert type(error).__name__ in run.data.tags["error"]
+
+
+def test_mlflow_models_serve_answers_predictions(tracked: TrackedRun) -> None:
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_cli), "models", "serve", "-m", f"runs:/{tracked.id}/classifier", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracked.uri}, cwd=tracked.workdir, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        body = json.dumps({"inputs": np.zeros((2, 1, 28, 28)).tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    predictions = json.loads(response.read())["predictions"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "mlflow models serve did not answer"
+                time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert np.asarray(predictions).shape == (2, 10)
