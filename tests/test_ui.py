@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from mnist_lab.tracking import RunLogger
 
@@ -39,8 +41,17 @@ def get(url: str, body: dict | None = None) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
-    """A sqlite store with one run that has a val/acc history; returns (uri, experiment id, run id)."""
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str, str]:
+    """A store with a run that has a val/acc history: (uri, experiment id, run id, run name).
+
+    ``UI_STORE=sqlite:///mlruns/mlflow.db`` points it at a real store's newest `mnist` run instead,
+    which is how README's screenshot is taken (with ``UI_SCREENSHOT=docs/mlflow-ui.png``).
+    """
+    if os.environ.get("UI_STORE"):
+        client = MlflowClient(os.environ["UI_STORE"])
+        experiment = client.get_experiment_by_name("mnist")
+        run = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=1)[0]
+        return os.environ["UI_STORE"], experiment.experiment_id, run.info.run_id, run.info.run_name
     root = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     logger = RunLogger(experiment_name="mnist-ui", run_name="mlp-relu-kaiming_normal", tracking_uri=uri,
@@ -49,11 +60,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
         logger.log_metrics({"val/acc": acc, "val/loss": 1 - acc}, step=epoch)
     logger.log_hyperparams({"model.net.activation": "relu"})
     logger.finalize("success")
-    return uri, logger.experiment_id, logger.run_id
+    return uri, logger.experiment_id, logger.run_id, "mlp-relu-kaiming_normal"
 
 
 @pytest.fixture(scope="module")
-def ui(store: tuple[str, str, str]) -> Iterator[str]:
+def ui(store: tuple[str, str, str, str]) -> Iterator[str]:
     """`make ui` on a free port over the store; yields its base URL."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store[0]}
@@ -78,9 +89,9 @@ def ui(store: tuple[str, str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[str, str, str]) -> None:
+def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[str, str, str, str]) -> None:
     experiments = json.loads(get(f"{ui}/api/2.0/mlflow/experiments/search", {"max_results": 10}))
-    assert "mnist-ui" in [e["name"] for e in experiments["experiments"]]
+    assert {"mnist-ui", "mnist"} & {e["name"] for e in experiments["experiments"]}
     run = json.loads(get(f"{ui}/api/2.0/mlflow/runs/get?run_id={store[2]}"))["run"]
     assert run["info"]["status"] == "FINISHED"
     assert {m["key"] for m in run["data"]["metrics"]} >= {"val/acc", "val/loss"}
@@ -89,7 +100,7 @@ def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[
 
 @pytest.mark.browser
 def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
-    ui: str, store: tuple[str, str, str], tmp_path: Path
+    ui: str, store: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -97,17 +108,18 @@ def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
         pytest.skip("Debian chromium not installed")
     from playwright.sync_api import expect, sync_playwright
 
-    _, experiment_id, run_id = store
+    _, experiment_id, run_id, run_name = store
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{ui}/#/experiments")
         page.get_by_text("Model training", exact=True).first.click()  # MLflow 3 opens on its GenAI view
-        expect(page.get_by_text("mnist-ui").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"^mnist(-ui)?$")).first).to_be_visible(timeout=60_000)
         page.goto(f"{ui}/#/experiments/{experiment_id}/runs")
-        expect(page.get_by_text("mlp-relu-kaiming_normal").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(run_name).first).to_be_visible(timeout=60_000)
         page.goto(f"{ui}/#/experiments/{experiment_id}/runs/{run_id}/model-metrics")
-        legend = page.get_by_text("mlp-relu-kaiming_normal (val/acc)").first
+        page.get_by_placeholder("Search metric charts").fill("val/acc")
+        legend = page.get_by_text(f"{run_name} (val/acc)").first
         expect(legend).to_be_visible(timeout=60_000)
         chart = page.locator("div", has=legend).filter(has=page.locator("svg")).last
         expect(chart).to_be_visible()
