@@ -26,6 +26,7 @@ ARGS       ?=#                any further LightningCLI arguments
 PORT       ?= 5000#           port of `make ui`
 QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
+REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
 
 MODELS := mlp cnn
 MODEL := $(strip $(MODEL))
@@ -78,7 +79,8 @@ ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 		--artifacts-destination mlruns/artifacts
 
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
-	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) $(call opt,--data-dir,$(DATA_DIR))
+	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
+		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q

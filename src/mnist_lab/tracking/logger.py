@@ -20,7 +20,8 @@ DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
 
 
-def _tracking_uri(uri: str | None) -> str:
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The given URI, else ``$MLFLOW_TRACKING_URI``, else the local sqlite store (its folder created)."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ class RunLogger(MLFlowLogger):
         log_model: bool = True,
         synchronous: bool | None = None,
     ) -> None:
-        uri = _tracking_uri(tracking_uri)
+        uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
             artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
         super().__init__(
