@@ -23,7 +23,8 @@ DATA_DIR   ?= data/#          torchvision root holding MNIST/raw
 DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 ARGS       ?=#                any further LightningCLI arguments
-PORT       ?= 5000#           port of `make ui`
+PORT       ?= 5000#           port of `make ui` and `make serve`
+RUN        ?=#                `make serve`: the MLflow run id whose model to serve
 QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
@@ -50,7 +51,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui test test-fast lint compare clean
+.PHONY: help install check-model train fit-only ui serve test test-fast lint compare clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -77,6 +78,11 @@ ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--artifacts-destination mlruns/artifacts
+
+serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
+	@test -n "$(RUN)" || { echo "error: give the run id: make serve RUN=<run id>" >&2; exit 2; }
+	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(VENV)/bin/mlflow models serve -m "runs:/$(RUN)/classifier" --env-manager local -h 127.0.0.1 -p $(PORT)
 
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
 	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \

@@ -165,25 +165,23 @@ def test_failed_and_interrupted_runs_get_their_status(
     assert type(error).__name__ in run.data.tags["error"]
 
 
-def test_mlflow_models_serve_answers_predictions(tracked: TrackedRun) -> None:
+def test_make_serve_answers_predictions_over_rest(tracked: TrackedRun) -> None:
     import json
     import os
     import signal
     import socket
     import subprocess
-    import sys
     import time
     import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    log = (tracked.workdir / "serve.log").open("w")
     proc = subprocess.Popen(
-        [str(mlflow_cli), "models", "serve", "-m", f"runs:/{tracked.id}/classifier", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracked.uri}, cwd=tracked.workdir, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ["make", "-s", "serve", f"RUN={tracked.id}", f"PORT={port}"],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracked.uri}, cwd=REPO, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         body = json.dumps({"inputs": np.zeros((2, 1, 28, 28)).tolist()}).encode()
@@ -197,9 +195,12 @@ def test_mlflow_models_serve_answers_predictions(tracked: TrackedRun) -> None:
                     predictions = json.loads(response.read())["predictions"]
                 break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "mlflow models serve did not answer"
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("mlflow models serve did not answer:\n" + (tracked.workdir / "serve.log").read_text())
                 time.sleep(1)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        log.close()
     assert np.asarray(predictions).shape == (2, 10)
