@@ -100,3 +100,24 @@ def test_make_rejects_an_unknown_model() -> None:
     result = subprocess.run(["make", "-s", "train", "MODEL=rnn"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
     assert "unknown MODEL 'rnn'; choose one of: mlp cnn" in result.stderr
+
+
+def test_runs_in_one_store_and_the_other_subcommands(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    """Two fits then validate/test/predict from the checkpoint: one FINISHED run each, same store."""
+    first = main(tiny_args(fake_mnist, "--trainer.max_epochs=1"))
+    main(tiny_args(fake_mnist, "--trainer.max_epochs=1", "--model.net.init_args.activation=tanh"))
+    ckpt = first.trainer.checkpoint_callback.best_model_path
+    common = ["--config", MLP_CONFIG, f"--data.data_dir={fake_mnist}", "--data.val_size=200",
+              "--model.net.init_args.width=64", f"--ckpt_path={ckpt}"]  # fmt: skip
+    for subcommand in ("validate", "test", "predict"):
+        main([subcommand, *common])
+    predictions = Path("outputs/predictions.csv").read_text().splitlines()
+    assert predictions[0].startswith("index,label,p0") and len(predictions) == 1 + 300
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert sorted(r.data.tags["subcommand"] for r in runs) == ["fit", "fit", "predict", "test", "validate"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    predict_run = next(r for r in runs if r.data.tags["subcommand"] == "predict")
+    assert "predictions.csv" in [a.path for a in client.list_artifacts(predict_run.info.run_id)]

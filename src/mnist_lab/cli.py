@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -62,6 +64,22 @@ class TemplateCLI(LightningCLI):
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
         if results:
             print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best and checkpoint.best_model_path})")
+
+    def after_predict(self) -> None:
+        """Write the test-set predictions as CSV (index, label, probability per class), and log it to the run."""
+        batches = self.trainer.predict_loop.predictions
+        if not batches:
+            return
+        probs = torch.cat([b.cpu() for b in batches])
+        out = Path(self.trainer.default_root_dir) / "predictions.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = "index,label," + ",".join(f"p{k}" for k in range(probs.shape[1]))
+        rows = (f"{i},{int(p.argmax())}," + ",".join(f"{v:.6f}" for v in p.tolist()) for i, p in enumerate(probs))
+        out.write_text("\n".join([header, *rows]) + "\n")
+        logger = next((lg for lg in self.trainer.loggers if isinstance(lg, RunLogger)), None)
+        if logger is not None:
+            logger.experiment.log_artifact(logger.run_id, str(out))
+        print(f"wrote {len(probs)} predictions to {out}")
 
 
 def main(args: list[str] | dict[str, Any] | None = None) -> TemplateCLI | None:
