@@ -13,8 +13,8 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import gain_for, make_activation, pieces
-from mnist_lab.models.components.init import init_layer
+from mnist_lab.models.components.activations import check_activation, gain_for, make_activation, pieces
+from mnist_lab.models.components.init import check_init, init_layer
 
 NormPosition = Literal["before", "after"]
 
@@ -30,6 +30,21 @@ def check_positive(name: str, values: int | list[int] | tuple[int, ...]) -> None
     items = values if isinstance(values, (list, tuple)) else [values]
     if any(int(v) <= 0 for v in items):
         raise ConfigError(f"{name} must be positive, got {values}")
+
+
+def check_network_options(
+    activation: str,
+    activation_args: Mapping[str, Any] | None,
+    weight_init: str,
+    weight_init_args: Mapping[str, Any] | None,
+    dropout: float,
+    num_classes: int,
+) -> None:
+    """The checks every network runs before building anything, so bad input fails before training."""
+    check_activation(activation, activation_args)
+    check_init(weight_init, weight_init_args)
+    check_dropout(dropout)
+    check_positive("num_classes", num_classes)
 
 
 class HiddenBlock(nn.Module):

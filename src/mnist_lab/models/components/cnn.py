@@ -9,17 +9,15 @@ import torch
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import check_activation
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
-    check_dropout,
+    check_network_options,
     check_positive,
     initialise,
     layer_width,
     norm_width,
 )
-from mnist_lab.models.components.init import check_init
 
 
 @dataclass
@@ -77,10 +75,7 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         specs = list(blocks) if blocks else list(DEFAULT_BLOCKS)
-        check_activation(activation, activation_args)
-        check_init(weight_init, weight_init_args)
-        check_dropout(dropout)
-        check_positive("num_classes", num_classes)
+        check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
         if head_width < 0:
             raise ConfigError(f"head_width must be >= 0, got {head_width}")
         common: dict[str, Any] = dict(

@@ -7,17 +7,15 @@ from typing import Any
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import check_activation
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
-    check_dropout,
+    check_network_options,
     check_positive,
     initialise,
     layer_width,
     norm_width,
 )
-from mnist_lab.models.components.init import check_init
 
 
 class MLP(nn.Module):
@@ -49,16 +47,13 @@ class MLP(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        check_activation(activation, activation_args)
-        check_init(weight_init, weight_init_args)
-        check_dropout(dropout)
+        check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
         if hidden_sizes is None:
             check_positive("width", width)
             if depth < 0:
                 raise ConfigError(f"depth must be >= 0, got {depth}")
             hidden_sizes = [width] * depth
         check_positive("hidden_sizes", list(hidden_sizes))
-        check_positive("num_classes", num_classes)
         self.flatten = nn.Flatten()
         in_features = input_shape[0] * input_shape[1] * input_shape[2]
         self.blocks = nn.ModuleList()
