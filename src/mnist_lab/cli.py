@@ -20,7 +20,7 @@ from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.diagnostics import DiagnosticsCallback
 from mnist_lab.errors import TemplateError
 from mnist_lab.models.mnist_module import MNISTClassifier
-from mnist_lab.tracking import MLflowRunCallback, RunLogger
+from mnist_lab.tracking import MLflowRunCallback, run_logger
 from mnist_lab.tracking.run_info import flatten_config, run_name
 
 
@@ -45,7 +45,7 @@ class TemplateCLI(LightningCLI):
     def _begin_run(self) -> None:
         """Check the data first (nothing is written on bad input), then record the resolved config."""
         self.datamodule.prepare_data()
-        logger = next((lg for lg in self.trainer.loggers if isinstance(lg, RunLogger)), None)
+        logger = run_logger(self.trainer)
         if logger is None:
             return
         parser = self._parser(self.subcommand)
@@ -76,7 +76,7 @@ class TemplateCLI(LightningCLI):
         header = "index,label," + ",".join(f"p{k}" for k in range(probs.shape[1]))
         rows = (f"{i},{int(p.argmax())}," + ",".join(f"{v:.6f}" for v in p.tolist()) for i, p in enumerate(probs))
         out.write_text("\n".join([header, *rows]) + "\n")
-        logger = next((lg for lg in self.trainer.loggers if isinstance(lg, RunLogger)), None)
+        logger = run_logger(self.trainer)
         if logger is not None:
             logger.experiment.log_artifact(logger.run_id, str(out))
         print(f"wrote {len(probs)} predictions to {out}")

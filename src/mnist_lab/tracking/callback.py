@@ -23,7 +23,8 @@ from mnist_lab.tracking.run_info import run_tags
 MODEL_NAME = "classifier"
 
 
-def _run_logger(trainer: L.Trainer) -> RunLogger | None:
+def run_logger(trainer: L.Trainer) -> RunLogger | None:
+    """The trainer's ``RunLogger``, if it has one."""
     return next((lg for lg in trainer.loggers if isinstance(lg, RunLogger)), None)
 
 
@@ -45,7 +46,7 @@ class MLflowRunCallback(L.Callback):
     # ---- provenance -------------------------------------------------------------------------
     @rank_zero_only
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        logger = _run_logger(trainer)
+        logger = run_logger(trainer)
         if logger is None or self._tagged:
             return
         raw_dir: Path | None = getattr(trainer.datamodule, "raw_dir", None)
@@ -85,7 +86,7 @@ class MLflowRunCallback(L.Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = _run_logger(trainer)
+        logger = run_logger(trainer)
         if logger is None:
             return
         confusion = getattr(pl_module, "test_confusion", None)
@@ -101,7 +102,7 @@ class MLflowRunCallback(L.Callback):
     # ---- failure ----------------------------------------------------------------------------
     @rank_zero_only
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        logger = _run_logger(trainer)
+        logger = run_logger(trainer)
         if logger is None:
             return
         if isinstance(exception, KeyboardInterrupt):
