@@ -204,3 +204,36 @@ def test_make_serve_answers_predictions_over_rest(tracked: TrackedRun) -> None:
             proc.wait(timeout=30)
         log.close()
     assert np.asarray(predictions).shape == (2, 10)
+
+
+def test_ctrl_c_on_the_cli_marks_the_run_killed(fake_mnist: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a real `python -m mnist_lab fit` process, mid-training."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_lab", "fit", "--config", str(REPO / "configs" / "mlp.yaml"),
+         f"--data.data_dir={fake_mnist}", "--data.val_size=200", "--trainer.max_epochs=10000",
+         "--trainer.log_every_n_steps=1", "--trainer.logger.init_args.experiment_name=interrupted"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    run_id = None
+    while run_id is None:
+        assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(1)
+        client = MlflowClient(uri) if (tmp_path / "mlruns" / "mlflow.db").exists() else None
+        experiment = client.get_experiment_by_name("interrupted") if client else None
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if runs and "train/loss" in runs[0].data.metrics:
+            run_id = runs[0].info.run_id
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) != 0
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"].startswith("KeyboardInterrupt")

@@ -41,13 +41,13 @@ class MLflowRunCallback(L.Callback):
         self.max_misclassified = max_misclassified
         self._epoch_start = 0.0
         self._wrong: list[tuple[Tensor, Tensor, Tensor]] = []
-        self._tagged = False
+        self._tagged_run: str | None = None
 
     # ---- provenance -------------------------------------------------------------------------
     @rank_zero_only
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         logger = run_logger(trainer)
-        if logger is None or self._tagged:
+        if logger is None or self._tagged_run == logger.run_id:  # fit then test: tag once
             return
         raw_dir: Path | None = getattr(trainer.datamodule, "raw_dir", None)
         files = sorted(raw_dir.glob("*-ubyte")) if raw_dir is not None and raw_dir.is_dir() else []
@@ -60,7 +60,7 @@ class MLflowRunCallback(L.Callback):
                 "params/trainable": sum(p.numel() for p in params if p.requires_grad),
             }
         )
-        self._tagged = True
+        self._tagged_run = logger.run_id
 
     # ---- timing -----------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
