@@ -215,6 +215,9 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed(fake_mnist: Path, tmp_path: Path
     import time
 
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    client = MlflowClient(uri)  # create the store now, so polling never races its schema migration
+    experiment_id = client.create_experiment("interrupted", artifact_location=(tmp_path / "artifacts").as_uri())
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnist_lab", "fit", "--config", str(REPO / "configs" / "mlp.yaml"),
          f"--data.data_dir={fake_mnist}", "--data.val_size=200", "--trainer.max_epochs=10000",
@@ -227,13 +230,11 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed(fake_mnist: Path, tmp_path: Path
     while run_id is None:
         assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
         time.sleep(1)
-        client = MlflowClient(uri) if (tmp_path / "mlruns" / "mlflow.db").exists() else None
-        experiment = client.get_experiment_by_name("interrupted") if client else None
-        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        runs = client.search_runs([experiment_id])
         if runs and "train/loss" in runs[0].data.metrics:
             run_id = runs[0].info.run_id
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) != 0
-    run = MlflowClient(uri).get_run(run_id)
+    run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"].startswith("KeyboardInterrupt")
