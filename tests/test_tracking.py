@@ -225,16 +225,21 @@ def test_ctrl_c_on_the_cli_marks_the_run_killed(fake_mnist: Path, tmp_path: Path
         cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    run_id = None
-    while run_id is None:
-        assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
-        time.sleep(1)
-        runs = client.search_runs([experiment_id])
-        if runs and "train/loss" in runs[0].data.metrics:
-            run_id = runs[0].info.run_id
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) != 0
+    try:
+        deadline = time.monotonic() + 120
+        run_id = None
+        while run_id is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(1)
+            runs = client.search_runs([experiment_id])
+            if runs and "train/loss" in runs[0].data.metrics:
+                run_id = runs[0].info.run_id
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave a 10,000-epoch run behind
+            proc.kill()
+            proc.wait(timeout=30)
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["error"].startswith("KeyboardInterrupt")
