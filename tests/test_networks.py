@@ -109,3 +109,11 @@ def test_identity_mlp_collapses_to_one_linear_map() -> None:
         assert torch.allclose(net(x), x.flatten(1) @ weight.T + bias, atol=1e-4)
         relu_net = MLP(depth=3, width=32, activation="relu").eval()
         assert not torch.allclose(relu_net(x), relu_net(-x) * -1, atol=1e-3)  # ReLU is not linear
+
+
+def test_layers_keep_their_bias_unless_batch_norm_follows_them() -> None:
+    before = CNN(batch_norm=True, batch_norm_position="before")
+    after = CNN(batch_norm=True, batch_norm_position="after")
+    assert all(b.layer.bias is None for b in before.blocks)
+    assert all(b.layer.bias is not None for b in after.blocks)
+    assert all(b.layer.bias is not None for b in CNN(batch_norm=False).blocks)

@@ -81,6 +81,7 @@ class CNN(nn.Module):
         common: dict[str, Any] = dict(
             activation=activation, activation_args=activation_args, norm_position=batch_norm_position
         )
+        bias = not (batch_norm and batch_norm_position == "before")  # BN's shift replaces the bias
         self.blocks = nn.ModuleList()
         in_channels = input_shape[0]
         for spec in specs:
@@ -92,23 +93,21 @@ class CNN(nn.Module):
                 stride=spec.stride,
                 padding=spec.padding,
                 dilation=spec.dilation,
-                bias=not (batch_norm and batch_norm_position == "before"),
+                bias=bias,
             )
-            norm = nn.BatchNorm2d(norm_width(spec.channels, activation, activation_args, batch_norm_position))
+            width = norm_width(spec.channels, activation, activation_args, batch_norm_position)
+            norm = nn.BatchNorm2d(width) if batch_norm else None
             drop = nn.Dropout(dropout) if dropout > 0 else None
-            block = HiddenBlock(
-                conv, spec.channels, norm=norm if batch_norm else None, dropout=drop, pool=_pool(spec), **common
-            )
+            block = HiddenBlock(conv, spec.channels, norm=norm, dropout=drop, pool=_pool(spec), **common)
             self.blocks.append(block)
             in_channels = spec.channels
         features = self._flat_features(input_shape)
         if head_width:
-            head = nn.Linear(features, layer_width(head_width, activation, activation_args), bias=not batch_norm)
-            norm1d = nn.BatchNorm1d(norm_width(head_width, activation, activation_args, batch_norm_position))
+            head = nn.Linear(features, layer_width(head_width, activation, activation_args), bias=bias)
+            width = norm_width(head_width, activation, activation_args, batch_norm_position)
+            norm1d = nn.BatchNorm1d(width) if batch_norm else None
             drop = nn.Dropout(dropout) if dropout > 0 else None
-            self.blocks.append(
-                HiddenBlock(head, head_width, norm=norm1d if batch_norm else None, dropout=drop, **common)
-            )
+            self.blocks.append(HiddenBlock(head, head_width, norm=norm1d, dropout=drop, **common))
             features = head_width
         self.output = nn.Linear(features, num_classes)
         initialise(self.blocks, self.output, weight_init, weight_init_args, activation, activation_args)
