@@ -80,24 +80,31 @@ class MNISTClassifier(L.LightningModule):
         self.train_loss.reset()
         self.train_metrics.reset()
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+    def _evaluate(self, batch: Batch, loss_metric: MeanMetric, metrics: MetricCollection) -> tuple[Tensor, Tensor]:
         loss, preds, y = self._step(batch)
-        self.val_loss(loss)
-        self.val_metrics.update(preds, y)
+        loss_metric.update(loss)
+        metrics.update(preds, y)
+        return preds, y
+
+    def _log_epoch(self, prefix: str, loss_metric: MeanMetric, metrics: MetricCollection) -> dict[str, Tensor]:
+        """Log ``<prefix>/loss`` and the collection for the epoch, then reset both."""
+        values = metrics.compute()
+        self.log(f"{prefix}/loss", loss_metric.compute(), prog_bar=True)
+        self.log_dict(values, prog_bar=True)
+        loss_metric.reset()
+        metrics.reset()
+        return values
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_loss, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        acc = self.val_metrics.compute()
-        self.log("val/loss", self.val_loss.compute(), prog_bar=True)
-        self.log_dict(acc, prog_bar=True)
-        self.val_acc_best(acc["val/acc"])
+        values = self._log_epoch("val", self.val_loss, self.val_metrics)
+        self.val_acc_best(values["val/acc"])
         self.log("val/acc_best", self.val_acc_best.compute())
-        self.val_loss.reset()
-        self.val_metrics.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss, preds, y = self._step(batch)
-        self.test_loss(loss)
-        self.test_metrics.update(preds, y)
+        preds, y = self._evaluate(batch, self.test_loss, self.test_metrics)
         self.test_confusion.update(preds, y)
         return preds  # callbacks (the misclassified-digits figure) read them
 
@@ -105,10 +112,7 @@ class MNISTClassifier(L.LightningModule):
         self.test_confusion.reset()
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/loss", self.test_loss.compute())
-        self.log_dict(self.test_metrics.compute())
-        self.test_loss.reset()
-        self.test_metrics.reset()
+        self._log_epoch("test", self.test_loss, self.test_metrics)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -12,13 +12,15 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from mnist_lab.errors import ConfigError
+
 
 class CosineDecay(LRScheduler):
     """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to ``min_lr_ratio * lr``."""
 
     def __init__(self, optimizer: Optimizer, warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0) -> None:
         if not 0.0 <= warmup_fraction < 1.0 or not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError("warmup_fraction must be in [0, 1) and min_lr_ratio in [0, 1]")
+            raise ConfigError("warmup_fraction must be in [0, 1) and min_lr_ratio in [0, 1]")
         self.warmup_fraction = warmup_fraction
         self.min_lr_ratio = min_lr_ratio
         self.horizon = 1
