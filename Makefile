@@ -22,6 +22,7 @@ WIDTH      ?=#                MLP hidden units per layer
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw
 DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
+RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>
 ARGS       ?=#                any further LightningCLI arguments
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
@@ -49,6 +50,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--data.data_dir,$(DATA_DIR)) \
 	$(call opt,--diagnostics.enabled,$(DIAG)) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
+	$(call opt,--ckpt_path,$(RESUME)) \
 	$(ARGS)
 
 .PHONY: help install check-model train fit-only ui serve test test-fast lint compare clean
@@ -80,9 +82,10 @@ ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 		--artifacts-destination mlruns/artifacts
 
 serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
-	@test -n "$(RUN)" || { echo "error: give the run id: make serve RUN=<run id>" >&2; exit 2; }
+	@uri=$$(MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.tracking.model_uri "$(RUN)") && \
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		$(VENV)/bin/mlflow models serve -m "runs:/$(RUN)/classifier" --env-manager local -h 127.0.0.1 -p $(PORT)
+		$(VENV)/bin/mlflow models serve -m "$$uri" --env-manager local -h 127.0.0.1 -p $(PORT)
 
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
 	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \

@@ -11,3 +11,32 @@ class ConfigError(TemplateError, ValueError):
 
 class DataError(TemplateError):
     """Missing, truncated or corrupt dataset files."""
+
+
+class DivergenceError(TemplateError):
+    """The loss became NaN or infinite: training cannot go on from here."""
+
+
+class TrainingInterrupted(BaseException):
+    """SIGINT or SIGTERM asked the run to stop; like ``KeyboardInterrupt``, not an ``Exception``.
+
+    ``forced``: a second signal stopped it mid-step, so no checkpoint was written.
+    """
+
+    def __init__(self, signum: int, forced: bool = False) -> None:
+        self.signum, self.forced = signum, forced
+        super().__init__(f"stopped by {_signal_name(signum)}" + (" (forced, mid-step)" if forced else ""))
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

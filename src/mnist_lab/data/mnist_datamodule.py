@@ -8,13 +8,15 @@ which on a 2-core CPU is several times slower than the MLP's own forward and bac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import Dataset
 
 from mnist_lab.data.augment import random_affine
+from mnist_lab.data.batches import TensorBatchLoader
 from mnist_lab.data.idx import MNIST_FILES, check_mnist_raw, missing_files
 from mnist_lab.errors import ConfigError, DataError
 
@@ -49,6 +51,9 @@ class MNISTDataModule(L.LightningDataModule):
         batch_size: training batch size; ``eval_batch_size`` for validation, test and predict.
         val_size: images held out of the 60,000 for validation, by a ``split_seed`` permutation.
         augment: small random affine on training batches (rotation, shift, zoom), batched.
+        shuffle_seed: seed of the training order (epoch ``e`` uses ``(shuffle_seed, e)``); default: the run's seed
+            (``seed_everything``).
+            The order is saved in checkpoints, so a resumed epoch continues where it stopped.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class MNISTDataModule(L.LightningDataModule):
         augment_degrees: float = 10.0,
         augment_translate: float = 0.1,
         download: bool = True,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -71,6 +77,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
         self._splits: dict[str, TensorBatches] = {}
+        self._train_loader: TensorBatchLoader | None = None
+        self._train_state: dict[str, Any] | None = None  # restored before the loader exists
 
     @property
     def raw_dir(self) -> Path:
@@ -125,21 +133,50 @@ class MNISTDataModule(L.LightningDataModule):
             check_mnist_raw(self.raw_dir)
             self._splits["test"] = TensorBatches(*self._load(train=False))
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatchLoader:
         data = self._splits[split]
-        order = RandomSampler(data) if shuffle else SequentialSampler(data)
-        return DataLoader(data, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False))
+        trainer = self.trainer
+        return TensorBatchLoader(
+            data.images,
+            data.labels,
+            batch_size,
+            shuffle=shuffle,
+            seed=torch.initial_seed() if self.hparams.shuffle_seed is None else self.hparams.shuffle_seed,
+            epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            equal_shards=shuffle,
+        )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.batch_size, shuffle=True)
+    def train_dataloader(self) -> TensorBatchLoader:
+        self._train_loader = self._loader("train", self.hparams.batch_size, shuffle=True)
+        if self._train_state is not None:
+            self._train_loader.load_state_dict(self._train_state)
+            self._train_state = None
+        return self._train_loader
 
-    def val_dataloader(self) -> DataLoader:
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training epoch stands, saved in every checkpoint (see :class:`TensorBatchLoader`).
+
+        Lightning also saves stateful loaders itself, but does not restore them when the loader was
+        built before the checkpoint was read (``estimated_stepping_batches`` builds it early).
+        """
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = state_dict.get("train_loader")
+        if state is not None and self._train_loader is not None:
+            self._train_loader.load_state_dict(state)
+        else:
+            self._train_state = state
+
+    def val_dataloader(self) -> TensorBatchLoader:
         return self._loader("val", self.hparams.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> TensorBatchLoader:
         return self._loader("test", self.hparams.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> TensorBatchLoader:
         return self._loader("test", self.hparams.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:

@@ -6,17 +6,22 @@ or layer shapes. Lightning's loops switch ``train()``/``eval()``; nothing here o
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from mnist_lab.errors import ConfigError, DivergenceError
 from mnist_lab.models.components import MLP
+from mnist_lab.models.net_config import build, describe
 
 Batch = tuple[Tensor, Tensor]
 
@@ -24,8 +29,12 @@ Batch = tuple[Tensor, Tensor]
 class MNISTClassifier(L.LightningModule):
     """Classifies with cross-entropy on logits (``F.cross_entropy`` applies log-softmax itself).
 
+    The network's description (``class_path`` and ``init_args``) is saved with the hyperparameters, so
+    ``MNISTClassifier.load_from_checkpoint(path)`` rebuilds the network the checkpoint's weights belong to.
+
     Args:
-        net: any ``nn.Module`` (default: :class:`MLP`) from images ``(N, 1, 28, 28)`` to logits ``(N, num_classes)``.
+        net: any ``nn.Module`` (default: :class:`MLP`) from images ``(N, 1, 28, 28)`` to logits
+            ``(N, num_classes)``, or its description ``{"class_path": ..., "init_args": {...}}``.
         optimizer: a callable ``params -> Optimizer`` (LightningCLI: ``--model.optimizer``).
         scheduler: a callable ``optimizer -> LRScheduler`` or None. One with ``set_horizon``
             (:class:`~mnist_lab.models.schedules.CosineDecay`) is told the run's length.
@@ -41,8 +50,13 @@ class MNISTClassifier(L.LightningModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        if isinstance(net, Mapping):  # rebuilt from a checkpoint's description
+            net = build(net)
         self.net = net if net is not None else MLP()
+        with warnings.catch_warnings():  # the module itself is replaced by its description just below
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters(logger=False)
+        self._describe_network()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=num_classes, average="micro")})
@@ -52,7 +66,30 @@ class MNISTClassifier(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.test_confusion_matrix: Tensor | None = None  # the last test's, summed over all processes
         self.example_input_array = torch.zeros(2, 1, 28, 28)
+
+    def _describe_network(self) -> None:
+        """Keep plain data only in ``hparams``: the network's description, never the module itself.
+
+        LightningCLI hands over the config it built the network from; a network built in Python
+        describes itself (see :func:`~mnist_lab.models.net_config.remember_config`). Optimiser and
+        scheduler callables given in Python are dropped: they cannot be stored as data.
+        """
+        if not isinstance(self.hparams.get("net"), Mapping):
+            description = describe(self.net)
+            if description is None:
+                rank_zero_warn(
+                    f"{type(self.net).__name__} cannot describe itself, so checkpoints will not rebuild it: "
+                    "decorate its class with mnist_lab.models.net_config.remember_config, or pass "
+                    "net=... to load_from_checkpoint"
+                )
+                self.hparams.pop("net", None)
+            else:
+                self.hparams["net"] = description
+        for key in ("optimizer", "scheduler"):
+            if not isinstance(self.hparams.get(key), (Mapping, type(None))):
+                self.hparams.pop(key)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -65,14 +102,33 @@ class MNISTClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         # The sanity-check validation pass must not count towards the best val/acc.
         self.val_acc_best.reset()
+        groups = [g for optimizer in self.trainer.optimizers for g in optimizer.param_groups]
+        if self.trainer.ckpt_path and groups and all(g["lr"] == 0 for g in groups):
+            raise ConfigError(
+                f"the learning rate is 0 at the resumed step {self.trainer.global_step}: the schedule ended with "
+                "the original run. Use CosineDecay (it re-plans for a longer run), or start a new run"
+            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds, y = self._step(batch)
+        if not torch.isfinite(loss):  # stop before backward: the weights stay the last good ones
+            raise DivergenceError(self._divergence_message(loss))
         self.train_loss(loss)
         step_metrics = self.train_metrics(preds, y)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log_dict(step_metrics, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def _divergence_message(self, loss: Tensor) -> str:
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
+        checkpoint = self.trainer.checkpoint_callback
+        kept = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
+        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
+        return (
+            f"training diverged at step {self.trainer.global_step} (epoch {self.current_epoch}): the loss is "
+            f"{float(loss)} at learning rate {lr:.3g}. Try a smaller LR (e.g. LR={lr / 10:.3g}), gradient clipping "
+            f"(--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; {where}"
+        )
 
     def on_train_epoch_end(self) -> None:
         self.log("train/loss_epoch", self.train_loss.compute())
@@ -113,6 +169,8 @@ class MNISTClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_loss, self.test_metrics)
+        # compute() gathers across processes, so every rank calls it; callbacks read the result
+        self.test_confusion_matrix = self.test_confusion.compute()
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -29,6 +30,24 @@ class CosineDecay(LRScheduler):
     def set_horizon(self, steps: int) -> None:
         """The number of ``step()`` calls the whole run makes."""
         self.horizon = max(1, int(steps))
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume the schedule; if the run's length changed (more epochs), re-plan it for the new length.
+
+        Without this, a finished run extended from its checkpoint would restore the old horizon and
+        train at ``min_lr_ratio * lr`` (0 by default) for every added step.
+        """
+        planned = self.horizon
+        super().load_state_dict(state_dict)
+        if planned != self.horizon and planned > 1:
+            old, self.horizon = self.horizon, planned
+            self._last_lr = self.get_lr()
+            for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+                group["lr"] = lr
+            rank_zero_warn(
+                f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
+                f"{self.last_epoch} the learning rate is now {self._last_lr[0]:.3g} and decays to the new end"
+            )
 
     def factor(self, step: int) -> float:
         """Multiplier of the base LR after ``step`` scheduler steps."""

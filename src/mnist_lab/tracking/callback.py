@@ -13,14 +13,16 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
+from mnist_lab.errors import TrainingInterrupted
+from mnist_lab.recovery.checkpoints import CHECKPOINT_DIR_TAG, CHECKPOINT_RUN_KEY
 from mnist_lab.tracking.logger import RunLogger
+from mnist_lab.tracking.model_uri import MODEL_NAME
 from mnist_lab.tracking.plots import confusion_figure, misclassified_figure
 from mnist_lab.tracking.run_info import run_tags
-
-MODEL_NAME = "classifier"
 
 
 def run_logger(trainer: L.Trainer) -> RunLogger | None:
@@ -90,8 +92,10 @@ class MLflowRunCallback(L.Callback):
         if logger is None:
             return
         confusion = getattr(pl_module, "test_confusion", None)
-        if confusion is not None:
-            logger.experiment.log_figure(logger.run_id, confusion_figure(confusion), "figures/confusion_matrix.png")
+        matrix = getattr(pl_module, "test_confusion_matrix", None)
+        if confusion is not None and matrix is not None:
+            figure = confusion_figure(confusion, matrix)
+            logger.experiment.log_figure(logger.run_id, figure, "figures/confusion_matrix.png")
         if self._wrong:
             images, true, pred = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
             fig = misclassified_figure(images, true, pred)
@@ -99,13 +103,32 @@ class MLflowRunCallback(L.Callback):
         if self.log_model:
             log_pytorch_model(logger, pl_module)
 
+    # ---- resuming ---------------------------------------------------------------------------
+    @rank_zero_only
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record where the run's checkpoints are, so ``RESUME=<run id>`` finds its ``last.ckpt``."""
+        logger = run_logger(trainer)
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if logger is not None and folder:
+            logger.experiment.set_tag(logger.run_id, CHECKPOINT_DIR_TAG, str(Path(folder).resolve()))
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Every checkpoint names its MLflow run, so resuming from it continues that run."""
+        logger = run_logger(trainer)
+        if logger is not None and trainer.is_global_zero:
+            checkpoint[CHECKPOINT_RUN_KEY] = {
+                "run_id": logger.run_id,
+                "experiment_id": logger.experiment_id,
+                "tracking_uri": logger._tracking_uri,
+            }
+
     # ---- failure ----------------------------------------------------------------------------
     @rank_zero_only
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         logger = run_logger(trainer)
         if logger is None:
             return
-        if isinstance(exception, KeyboardInterrupt):
+        if isinstance(exception, (KeyboardInterrupt, TrainingInterrupted, SIGTERMException)):
             logger.exit_status = "KILLED"
         message = f"{type(exception).__name__}: {exception}"[:5000]
         logger.experiment.set_tag(logger.run_id, "error", message)

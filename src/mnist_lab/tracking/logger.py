@@ -1,8 +1,9 @@
-"""``MLFlowLogger`` with a local sqlite store by default, untruncated params and run status handling.
+"""``MLFlowLogger`` with a local sqlite store by default, untruncated params, resumable runs and status.
 
 MLflow 3 refuses the old folder store, so the default is ``sqlite:///mlruns/mlflow.db`` with
 artifacts in ``mlruns/artifacts``: the top-level ``mlruns/`` folder is the whole local store.
-``MLFLOW_TRACKING_URI`` overrides it (a remote ``mlflow server``).
+``MLFLOW_TRACKING_URI`` overrides it (a remote ``mlflow server``). The store is opened (created
+once, under a lock) when the logger is made, so a store that cannot work fails before training.
 """
 
 from __future__ import annotations
@@ -13,29 +14,32 @@ from typing import Any
 
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from mnist_lab.tracking.store import open_store
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `make ui` serves
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The given URI, else ``$MLFLOW_TRACKING_URI``, else the local sqlite store (its folder created)."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return uri
+    """The given URI, else ``$MLFLOW_TRACKING_URI``, else the local sqlite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 class RunLogger(MLFlowLogger):
-    """One MLflow run per CLI invocation; FINISHED, FAILED (with the error as a tag) or KILLED.
+    """One MLflow run per CLI invocation, or the run a checkpoint came from when training resumes.
 
     Args:
         experiment_name: MLflow experiment (created on first use).
+        run_name: the new run's name (the CLI names it after the network's choices).
         tracking_uri: defaults to ``$MLFLOW_TRACKING_URI``, else the local sqlite store.
         artifact_location: for a new experiment on a local store; default ``mlruns/artifacts``.
-        log_model: passed to ``MLFlowLogger``: ``True`` uploads the best checkpoint at the end.
+        log_model: passed to ``MLFlowLogger``: ``True`` uploads the best and last checkpoints at the end.
+        run_id: continue this existing run (set by the CLI from a checkpoint when resuming).
     """
 
     def __init__(
@@ -47,10 +51,14 @@ class RunLogger(MLFlowLogger):
         artifact_location: str | None = None,
         log_model: bool = True,
         synchronous: bool | None = None,
+        run_id: str | None = None,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
             artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
+        experiment_id = None  # MLFlowLogger would create the store itself, unlocked and without checks
+        if rank_zero_only.rank == 0 and run_id is None:
+            experiment_id = open_store(uri, experiment_name, artifact_location)
         super().__init__(
             experiment_name=experiment_name,
             run_name=run_name,
@@ -59,8 +67,42 @@ class RunLogger(MLFlowLogger):
             log_model=log_model,
             artifact_location=artifact_location,
             synchronous=synchronous,
+            run_id=run_id,
         )
-        self.exit_status: str | None = None  # set by MLflowRunCallback when training is interrupted
+        self.resumed = run_id is not None
+        self._experiment_id = experiment_id
+        self.exit_status: str | None = None  # set by MLflowRunCallback when a signal stops the run
+        self._announced: str | None = None
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        """The ``MlflowClient``; the first access creates (or reopens) the run and says where it is."""
+        opening = not self._initialized
+        client = MLFlowLogger.experiment.fget(self)  # type: ignore[attr-defined]
+        if opening:
+            if self.resumed:
+                client.update_run(self._run_id, status="RUNNING")
+            self._announce("resumed" if self.resumed else "started")
+        return client
+
+    def run_url(self) -> str:
+        """The run's page in the MLflow UI (`make ui` for the local store)."""
+        base = self._tracking_uri if self._tracking_uri.startswith("http") else UI_ADDRESS
+        return f"{base.rstrip('/')}/#/experiments/{self._experiment_id}/runs/{self._run_id}"
+
+    def _announce(self, what: str) -> None:
+        if self._announced == what:
+            return
+        self._announced = what
+        run = self._mlflow_client.get_run(self._run_id)
+        experiment = self._mlflow_client.get_experiment(self._experiment_id)
+        how = "" if self._tracking_uri.startswith("http") else " (`make ui`, then open it)"
+        print(
+            f"MLflow run {run.info.run_name!r} (id {self._run_id}) {what} in experiment {experiment.name!r}\n"
+            f"  store: {self._tracking_uri}\n  view:  {self.run_url()}{how}",
+            flush=True,
+        )
 
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Any) -> None:
@@ -68,13 +110,18 @@ class RunLogger(MLFlowLogger):
         from mlflow.entities import Param
 
         flat = _flatten_dict(_convert_params(params))
+        if self.resumed:  # a param cannot change within a run: log only the new ones
+            known = self.experiment.get_run(self.run_id).data.params
+            flat = {k: v for k, v in flat.items() if k not in known}
         items = [Param(key=k, value=str(v)) for k, v in flat.items()]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.experiment.log_batch(run_id=self.run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
-        """Map Lightning's ``failed`` to KILLED when the cause was Ctrl-C."""
+        """Map Lightning's ``failed`` to KILLED when a signal stopped the run; say how it ended."""
         if status == "failed" and self.exit_status is not None:
             status = self.exit_status
         super().finalize(status)
+        if self._initialized:
+            self._announce({"success": "FINISHED", "failed": "FAILED"}.get(status, status).lower())

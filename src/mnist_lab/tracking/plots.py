@@ -11,9 +11,9 @@ from torch import Tensor  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
 
-def confusion_figure(confusion: MulticlassConfusionMatrix) -> Figure:
-    """torchmetrics draws it; we only title it."""
-    fig, ax = confusion.plot(add_text=True)
+def confusion_figure(confusion: MulticlassConfusionMatrix, value: Tensor | None = None) -> Figure:
+    """torchmetrics draws it (``value``: an already computed matrix); we only title it."""
+    fig, ax = confusion.plot(val=value, add_text=True)
     ax.set_title("Test set confusion matrix (rows: true, columns: predicted)")
     fig.set_size_inches(8, 8)
     return fig

@@ -125,6 +125,29 @@ def check_activation(name: str, args: Mapping[str, Any] | None = None) -> None:
     if unknown:
         valid = ", ".join(sorted(accepted)) or "none"
         raise ConfigError(f"activation {name!r} takes no argument {sorted(unknown)}; it takes: {valid}")
+    defaults = _default_args(spec.factory)
+    for key, value in (args or {}).items():
+        _check_type(name, key, value, defaults[key])
+
+
+def _check_type(name: str, key: str, value: Any, default: Any) -> None:
+    """An argument must have its default's kind: a number for a number, a bool for a bool."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return
+    if not ok:
+        kind = "true or false" if isinstance(default, bool) else "a number"
+        raise ConfigError(f"activation {name!r}: {key} must be {kind}, got {value!r}")
+
+
+def effective_args(name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every argument the activation is built with: its defaults, overridden by ``args``."""
+    spec = get_spec(name)
+    resolved = {k: v for k, v in _default_args(spec.factory).items() if k not in ("inplace", "num_features")}
+    return {**resolved, **dict(args or {})}
 
 
 def make_activation(name: str, num_features: int, args: Mapping[str, Any] | None = None) -> nn.Module:

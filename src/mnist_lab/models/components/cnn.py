@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from mnist_lab.models.components.blocks import (
     layer_width,
     norm_width,
 )
+from mnist_lab.models.net_config import remember_config
 
 
 @dataclass
@@ -51,6 +53,7 @@ DEFAULT_BLOCKS = (
 )
 
 
+@remember_config
 class CNN(nn.Module):
     """``ConvBlock x len(blocks) -> flatten -> [dense HiddenBlock] -> Linear(num_classes)``.
 
@@ -61,7 +64,7 @@ class CNN(nn.Module):
 
     def __init__(
         self,
-        blocks: list[ConvBlockSpec] | None = None,
+        blocks: list[ConvBlockSpec] | None = None,  # dicts of ConvBlockSpec's fields work too
         head_width: int = 256,
         activation: str = "relu",
         activation_args: dict[str, Any] | None = None,
@@ -74,7 +77,7 @@ class CNN(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        specs = list(blocks) if blocks else list(DEFAULT_BLOCKS)
+        specs = [ConvBlockSpec(**b) if isinstance(b, Mapping) else b for b in blocks or DEFAULT_BLOCKS]
         check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
         if head_width < 0:
             raise ConfigError(f"head_width must be >= 0, got {head_width}")

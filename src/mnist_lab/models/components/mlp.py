@@ -16,8 +16,10 @@ from mnist_lab.models.components.blocks import (
     layer_width,
     norm_width,
 )
+from mnist_lab.models.net_config import remember_config
 
 
+@remember_config
 class MLP(nn.Module):
     """``flatten -> HiddenBlock x len(hidden_sizes) -> Linear(num_classes)``, returning logits.
 
