@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
-from tiny_cli import MLP_CONFIG, tiny_args, tiny_cnn
 
 from mnist_lab.cli import main
 from mnist_lab.models.components import CNN, MLP
 from mnist_lab.models.mnist_module import MNISTClassifier
+from tiny_cli import MLP_CONFIG, tiny_args, tiny_cnn
 
 
 def save(model: MNISTClassifier, path: Path) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer import Trainer
@@ -70,6 +70,8 @@ class TemplateCLI(LightningCLI):
         """Add the recovery callbacks, and Rich's progress bar unless progress bars are switched off."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or []) + [StopOnSignal(), RNGState(), InterruptCheckpoint()]
+        if config.get("logger") is False:  # nothing to log the learning rate to (Lightning would refuse)
+            callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(RichProgressBar())

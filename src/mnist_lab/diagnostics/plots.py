@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,6 +20,7 @@ def grad_norm_by_depth(per_epoch: dict[int, list[float]]) -> Figure:
     epochs = sorted(per_epoch)
     for k, epoch in enumerate(epochs):
         norms = per_epoch[epoch]
+        norms = [n if math.isfinite(n) else float("nan") for n in norms]
         ax.plot(range(len(norms)), [max(n, 1e-12) for n in norms], marker="o", color=cmap(k / max(1, len(epochs) - 1)),
                 label=f"epoch {epoch}")  # fmt: skip
     ax.set_yscale("log")
@@ -34,7 +37,8 @@ def activation_histograms(stats: list[LayerStats]) -> Figure:
     n = len(stats)
     fig, axes = plt.subplots(1, n, figsize=(3 * n, 2.8), squeeze=False)
     for i, (ax, s) in enumerate(zip(axes[0], stats, strict=True)):
-        ax.hist(s.values.numpy(), bins=60, color="steelblue")
+        values = s.values[s.values.isfinite()].numpy()  # a diverged layer must not break the figure
+        ax.hist(values, bins=60, color="steelblue")
         ax.set_title(f"layer {i}: mean {s.mean:.2f}, dead {s.dead_frac:.0%}", fontsize=8)
         ax.set_yticks([])
     fig.suptitle("Activations per hidden layer (probe batch, eval mode)")

@@ -120,13 +120,15 @@ class MNISTClassifier(L.LightningModule):
         return loss
 
     def _divergence_message(self, loss: Tensor) -> str:
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else float("nan")
+        group = self.trainer.optimizers[0].param_groups[0] if self.trainer.optimizers else {}
+        lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
         checkpoint = self.trainer.checkpoint_callback
         kept = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
         where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
         return (
             f"training diverged at step {self.trainer.global_step} (epoch {self.current_epoch}): the loss is "
-            f"{float(loss)} at learning rate {lr:.3g}. Try a smaller LR (e.g. LR={lr / 10:.3g}), gradient clipping "
+            f"{float(loss)} at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), "
+            "gradient clipping "
             f"(--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; {where}"
         )
 

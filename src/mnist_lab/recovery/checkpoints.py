@@ -88,13 +88,12 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
         raise ConfigError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}".split("\n")[0]) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
-    progress = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs = progress.get("epoch_progress", {}).get("current", {}).get("completed", checkpoint.get("epoch", 0))
-    batches = progress.get("epoch_loop.batch_progress", {}).get("current", {}).get("processed", 0)
+    # an epoch's training is "processed" before its end-of-epoch hooks (where checkpoints are saved) run
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
     return CheckpointInfo(
         path=path,
         hparams=dict(checkpoint.get("hyper_parameters", {})),
         run=checkpoint.get(CHECKPOINT_RUN_KEY),
-        epochs_done=int(epochs),
-        mid_epoch=bool(batches),
+        epochs_done=int(epochs.get("processed", 0)),
+        mid_epoch=epochs.get("started", 0) > epochs.get("processed", 0),
     )

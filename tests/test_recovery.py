@@ -1,0 +1,150 @@
+"""Interrupt, resume, extend and diverge: real signals to a real CLI process, a real sqlite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from mnist_lab.cli import main
+from mnist_lab.recovery.signals import REQUEST
+from tiny_cli import tiny_args
+
+pytestmark = pytest.mark.subprocess
+
+
+def history_steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def assert_no_duplicate_steps(client: MlflowClient, run_id: str) -> None:
+    for key in client.get_run(run_id).data.metrics:
+        if key == "epoch":  # Lightning itself logs `epoch` with every epoch-end metric, at one step
+            continue
+        steps = history_steps(client, run_id, key)
+        assert len(steps) == len(set(steps)), f"{key} logged twice at one step: {sorted(steps)}"
+
+
+def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> tuple[subprocess.CompletedProcess, str]:
+    """Start `python -m mnist_lab fit`, send ``signum`` once it has logged a training step."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist") or client.get_experiment(client.create_experiment("mnist"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_lab", *args], cwd=workdir, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline, run_id = time.monotonic() + 120, None
+        while run_id is None:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.5)
+            runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            if runs and "train/loss" in runs[0].data.metrics:
+                run_id = runs[0].info.run_id
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave a long run behind
+            proc.kill()
+            proc.wait(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), run_id
+
+
+@pytest.mark.parametrize(("signum", "code", "resume_with"), [(signal.SIGINT, 130, "last"), (signal.SIGTERM, 143, "run")])
+def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
+    signum: int, code: int, resume_with: str, fake_mnist: Path, tracking_uri: str, tmp_path: Path
+) -> None:
+    args = tiny_args("fit", fake_mnist, "--data.batch_size=16", "--trainer.max_epochs=2",
+                     "--trainer.log_every_n_steps=1", "--diagnostics.enabled=false", "--run_test=false")  # fmt: skip
+    result, run_id = start_and_signal(args, tmp_path, tracking_uri, signum)
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"stopped by {signal.Signals(signum).name}" in result.stderr
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    last = Path(run.data.tags["checkpoint.dir"]) / "last.ckpt"
+    assert last.is_file()
+    stopped_at = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < stopped_at < 2 * 63
+
+    cli = main([*args, f"--ckpt_path={'last' if resume_with == 'last' else run_id}"])
+    assert cli.trainer.logger.run_id == run_id, "resuming must continue the same MLflow run"
+    assert cli.trainer.global_step == 2 * 63
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert history_steps(client, run_id, "val/acc") == [63 - 1, 126 - 1]
+    assert_no_duplicate_steps(client, run_id)
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+class StopAtStep(L.Callback):
+    """Raise the stop flag as a signal would, at a chosen step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            REQUEST.signum = signal.SIGINT
+
+
+@pytest.mark.parametrize("stop_at", [5, 15, 24])  # mid-epoch 0, the last batch of epoch 0, mid-epoch 1
+def test_interrupted_then_resumed_training_ends_with_the_same_weights(
+    stop_at: int, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    common = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--trainer.logger=false",
+              "--diagnostics.enabled=false", "--tracking.log_model=false", "--run_test=false"]  # fmt: skip
+    whole = main(tiny_args("fit", fake_mnist, *common, "--trainer.default_root_dir=whole"))
+    interrupted = [*tiny_args("fit", fake_mnist, *common, "--trainer.default_root_dir=parts")]
+    with pytest.raises(SystemExit) as exit_:
+        main([*interrupted, "--trainer.callbacks+=test_recovery.StopAtStep", f"--trainer.callbacks.step={stop_at}"])
+    assert exit_.value.code == 130
+    resumed = main([*interrupted, "--ckpt_path=last"])
+    assert resumed.trainer.global_step == whole.trainer.global_step == 2 * 16
+    expected, actual = whole.model.state_dict(), resumed.model.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, msg=f"{name} differs after resuming")
+
+
+def test_extending_a_finished_run_replans_the_schedule_instead_of_training_at_lr_0(
+    fake_mnist: Path, tracking_uri: str
+) -> None:
+    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--diagnostics.enabled=false"))
+    run_id = first.trainer.logger.run_id
+    with pytest.raises(SystemExit) as exit_:  # the same length again: nothing left to train
+        main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", f"--ckpt_path={run_id}"))
+    assert exit_.value.code == 2
+    longer = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", f"--ckpt_path={run_id}"))
+    assert longer.trainer.logger.run_id == run_id
+    lr = longer.trainer.optimizers[0].param_groups[0]
+    client = MlflowClient(tracking_uri)
+    lrs = client.get_metric_history(run_id, "lr-AdamW")
+    assert [m.step for m in lrs] == [0, 16]
+    assert lrs[-1].value > 0.1 * lr["initial_lr"], "the added epoch must not train at learning rate 0"
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("diagnostics", ["true", "false"])
+def test_a_diverging_run_stops_with_one_message_and_fails(
+    diagnostics: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=3", "--model.optimizer.init_args.lr=1e6",
+                       "--trainer.gradient_clip_val=null", f"--diagnostics.enabled={diagnostics}"))  # fmt: skip
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: training diverged at step" in err and "(base 1e+06)" in err and "Try a smaller LR" in err
+    run = MlflowClient(tracking_uri).search_runs(["1"])[0]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("DivergenceError")
