@@ -91,8 +91,8 @@ compare: ## The activation study: grid of runs -> reports/activation_study.md (Q
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-test-fast: ## Unit tests only (no real MNIST, no browser)
-	$(PY) -m pytest -q -m "not slow and not browser"
+test-fast: ## Tests that start no process or server, need no real MNIST and take seconds (< 60 s in all)
+	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"
 
 lint: ## ruff
 	$(VENV)/bin/ruff check src tests scripts

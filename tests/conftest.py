@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mnist_fakes import write_fake_mnist  # noqa: E402
+from mnist_fakes import write_fake_mnist
 
-REPO = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout's root: configs/, the Makefile, scripts/."""
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -30,19 +32,11 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
-def real_mnist_dir() -> Path | None:
-    """``$DATA_DIR`` if it holds MNIST's raw files, else None."""
-    root = Path(os.environ.get("DATA_DIR", "data/"))
-    if not root.is_absolute():
-        root = REPO / root
-    return root if (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file() else None
-
-
 @pytest.fixture(scope="session")
-def real_mnist() -> Path:
-    """The real MNIST; in CI its absence is a failure, elsewhere the test is skipped."""
-    root = real_mnist_dir()
-    if root is None:
+def real_mnist(repo_root: Path) -> Path:
+    """The real MNIST (``$DATA_DIR``, relative to the repo); in CI its absence is a failure, elsewhere a skip."""
+    root = repo_root / os.environ.get("DATA_DIR", "data/")
+    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         if os.environ.get("CI"):
             pytest.fail("CI must set DATA_DIR to a folder with MNIST/raw (../shared/data)")
         pytest.skip("real MNIST not found under $DATA_DIR")

@@ -25,14 +25,18 @@ def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, f
             losses.append(float(outputs["loss"]))
 
     trainer = L.Trainer(
-        default_root_dir=tmp_path, max_epochs=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Losses()],
-    )  # fmt: skip
+        default_root_dir=tmp_path,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Losses()],
+    )
     data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
     model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     trainer.fit(model, datamodule=data)
-    (result,) = trainer.test(model, datamodule=data, verbose=False)
-    assert 0.0 <= result["test/acc"] <= 1.0
+    trainer.test(model, datamodule=data, verbose=False)
     return losses[0], losses[-1]
 
 
