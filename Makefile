@@ -51,7 +51,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve test test-fast lint compare clean
+.PHONY: help install check-model train fit-only ui serve test test-fast lint format compare clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -94,8 +94,15 @@ test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 test-fast: ## Tests that start no process or server, need no real MNIST and take seconds (< 60 s in all)
 	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"
 
-lint: ## ruff
-	$(VENV)/bin/ruff check src tests scripts
+LINTED := src tests scripts
+
+lint: ## Check lint and formatting (ruff check, ruff format --check); CI runs it
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: ## Fix what ruff can fix, then format
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
