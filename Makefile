@@ -25,6 +25,9 @@ EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 ARGS       ?=#                any further LightningCLI arguments
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
+CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
+INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
+OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
 QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
@@ -51,7 +54,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve test test-fast lint format compare clean
+.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format compare clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -83,6 +86,11 @@ serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=50
 	@test -n "$(RUN)" || { echo "error: give the run id: make serve RUN=<run id>" >&2; exit 2; }
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(VENV)/bin/mlflow models serve -m "runs:/$(RUN)/classifier" --env-manager local -h 127.0.0.1 -p $(PORT)
+
+predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPUT=<image or folder> [OUT=csv]
+	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "error: make predict CKPT=<checkpoint or run id> INPUT=<image or folder>" >&2; exit 2; }
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.predict "$(CKPT)" "$(INPUT)" $(call opt,--out,$(OUT))
 
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
 	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
