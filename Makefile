@@ -28,6 +28,7 @@ RUN        ?=#                `make serve`: the MLflow run id whose model to ser
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
+NAME       ?=#                `make rename`: the new package name, e.g. digit_lab
 QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
@@ -54,7 +55,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format compare clean
+.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename compare clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -111,6 +112,10 @@ lint: ## Check lint and formatting (ruff check, ruff format --check); CI runs it
 format: ## Fix what ruff can fix, then format
 	$(VENV)/bin/ruff check --fix $(LINTED)
 	$(VENV)/bin/ruff format $(LINTED)
+
+rename: ## Rename the package, its imports, configs and docs: make rename NAME=<new_package>
+	@test -n "$(NAME)" || { echo "error: give the new package name: make rename NAME=<new_package>" >&2; exit 2; }
+	$(PYTHON_SYS) scripts/rename.py "$(NAME)"
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
