@@ -90,9 +90,8 @@ def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
     assert torch.equal(rng, torch.get_rng_state())
 
 
-@pytest.mark.slow
-def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path: Path, tracking_uri: str) -> None:
+    uri = tracking_uri
     logger = RunLogger(experiment_name="diag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
     trainer = L.Trainer(
         max_epochs=2,
@@ -119,8 +118,8 @@ def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path:
     assert figures == {"diagnostics/grad_norm_by_depth.png", "diagnostics/activation_histograms.png"}
 
 
-def test_callback_can_be_switched_off(fake_mnist: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_callback_can_be_switched_off(fake_mnist: Path, tmp_path: Path, tracking_uri: str) -> None:
+    uri = tracking_uri
     logger = RunLogger(experiment_name="nodiag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
     trainer = L.Trainer(
         max_epochs=1,

@@ -16,7 +16,7 @@ from mnist_lab.models.mnist_module import MNISTClassifier
 
 
 def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, float]:
-    """Return the first and the last training loss of a 2-epoch run, after testing."""
+    """Return the first and the last training loss of a 2-epoch run (training only: 20 steps)."""
     L.seed_everything(0, verbose=False)
     losses: list[float] = []
 
@@ -27,6 +27,7 @@ def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, f
     trainer = L.Trainer(
         default_root_dir=tmp_path,
         max_epochs=2,
+        limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -36,7 +37,6 @@ def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, f
     data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
     model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     trainer.fit(model, datamodule=data)
-    trainer.test(model, datamodule=data, verbose=False)
     return losses[0], losses[-1]
 
 

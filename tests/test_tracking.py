@@ -163,11 +163,9 @@ class Explodes(MNISTClassifier):
 
 @pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
 def test_failed_and_interrupted_runs_get_their_status(
-    error: BaseException, status: str, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    error: BaseException, status: str, fake_mnist: Path, tmp_path: Path, tracking_uri: str
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    logger = RunLogger(experiment_name="failing", tracking_uri=uri)
+    logger = RunLogger(experiment_name="failing", tracking_uri=tracking_uri)
     trainer = L.Trainer(
         max_epochs=1,
         logger=logger,
@@ -179,7 +177,7 @@ def test_failed_and_interrupted_runs_get_their_status(
     data = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64)
     with pytest.raises((RuntimeError, SystemExit)):
         trainer.fit(Explodes(error), datamodule=data)
-    run = MlflowClient(uri).get_run(logger.run_id)
+    run = MlflowClient(tracking_uri).get_run(logger.run_id)
     assert run.info.status == status
     assert type(error).__name__ in run.data.tags["error"]
 
