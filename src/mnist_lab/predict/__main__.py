@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", type=Path, help="an image file or a folder of them")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the CSV to write (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a run id downloads its checkpoint
     try:
         paths = find_images(args.input)
         probs = predict_images(load_classifier(args.model), paths)
