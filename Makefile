@@ -26,6 +26,10 @@ RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow
 ARGS       ?=#                any further LightningCLI arguments
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
+CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
+INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
+OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
+NAME       ?=#                `make rename`: the new package name, e.g. digit_lab
 QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
@@ -53,7 +57,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--ckpt_path,$(RESUME)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve test test-fast lint compare clean
+.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename compare clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -87,6 +91,11 @@ serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=50
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(VENV)/bin/mlflow models serve -m "$$uri" --env-manager local -h 127.0.0.1 -p $(PORT)
 
+predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPUT=<image or folder> [OUT=csv]
+	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "error: make predict CKPT=<checkpoint or run id> INPUT=<image or folder>" >&2; exit 2; }
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.predict "$(CKPT)" "$(INPUT)" $(call opt,--out,$(OUT))
+
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
 	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
 		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
@@ -94,11 +103,22 @@ compare: ## The activation study: grid of runs -> reports/activation_study.md (Q
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-test-fast: ## Unit tests only (no real MNIST, no browser)
-	$(PY) -m pytest -q -m "not slow and not browser"
+test-fast: ## Tests that start no process or server, need no real MNIST and take seconds (< 60 s in all)
+	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"
 
-lint: ## ruff
-	$(VENV)/bin/ruff check src tests scripts
+LINTED := src tests scripts
+
+lint: ## Check lint and formatting (ruff check, ruff format --check); CI runs it
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: ## Fix what ruff can fix, then format
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
+
+rename: ## Rename the package, its imports, configs and docs: make rename NAME=<new_package>
+	@test -n "$(NAME)" || { echo "error: give the new package name: make rename NAME=<new_package>" >&2; exit 2; }
+	$(PYTHON_SYS) scripts/rename.py "$(NAME)"
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache

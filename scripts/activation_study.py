@@ -83,10 +83,22 @@ def run_grid(args: argparse.Namespace, study_id: str, configs: list[Config], job
     failures = []
     with ThreadPoolExecutor(jobs) as pool:
         futures = [
-            pool.submit(run_one, command(c, study_id=study_id, experiment=args.experiment, data_dir=args.data_dir,
-                                         epochs=args.epochs, extra=args.extra), threads, log_dir, c)
+            pool.submit(
+                run_one,
+                command(
+                    c,
+                    study_id=study_id,
+                    experiment=args.experiment,
+                    data_dir=args.data_dir,
+                    epochs=args.epochs,
+                    extra=args.extra,
+                ),
+                threads,
+                log_dir,
+                c,
+            )
             for c in configs
-        ]  # fmt: skip
+        ]
         for future in futures:
             config, code, seconds = future.result()
             print(f"  {'ok  ' if code == 0 else 'FAIL'} {config.label:<40} {seconds:6.1f} s", flush=True)
@@ -97,8 +109,9 @@ def run_grid(args: argparse.Namespace, study_id: str, configs: list[Config], job
     return failures, time.perf_counter() - start
 
 
-def describe(args: argparse.Namespace, argv: list[str] | None, study_id: str, n_runs: int, failed: int,
-             jobs: int, wall: float) -> str:  # fmt: skip
+def describe(
+    args: argparse.Namespace, argv: list[str] | None, study_id: str, n_runs: int, failed: int, jobs: int, wall: float
+) -> str:
     """The report's header: what ran, how long it took, on what."""
     invocation = " ".join(["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)])
     return (
@@ -150,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     configs = grid(args.activations, args.inits, [b == "on" for b in args.batch_norm], args.seeds)
     jobs = max(1, min(args.jobs, len(configs)))
     # The summary run opens first: it creates the store and experiment before parallel runs race to.
-    logger = RunLogger(experiment_name=args.experiment, run_name=f"study-summary-{study_id}",
-                       tags={"study": study_id, "study.summary": "true"}, log_model=False)  # fmt: skip
+    logger = RunLogger(
+        experiment_name=args.experiment,
+        run_name=f"study-summary-{study_id}",
+        tags={"study": study_id, "study.summary": "true"},
+        log_model=False,
+    )
     client: MlflowClient = logger.experiment
     logger.log_hyperparams({"grid.size": len(configs), "epochs": args.epochs, "jobs": jobs, "quick": args.quick})
     failures, wall = run_grid(args, study_id, configs, jobs)

@@ -45,8 +45,12 @@ def fit(variant: str, data: MNISTDataModule, epochs: int, store: Path) -> list[f
     callbacks: list[L.Callback] = [timer]
     logger: RunLogger | bool = False
     if variant != "no logger":
-        logger = RunLogger(experiment_name="overhead", tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
-                           artifact_location=(store / "artifacts").as_uri(), log_model=False)  # fmt: skip
+        logger = RunLogger(
+            experiment_name="overhead",
+            tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+            artifact_location=(store / "artifacts").as_uri(),
+            log_model=False,
+        )
         callbacks.append(MLflowRunCallback(log_model=False))
     if variant == "mlflow + diagnostics":
         callbacks.append(DiagnosticsCallback())
@@ -56,10 +60,16 @@ def fit(variant: str, data: MNISTDataModule, epochs: int, store: Path) -> list[f
         scheduler=CosineDecay,
     )
     trainer = L.Trainer(
-        max_epochs=epochs, logger=logger, callbacks=callbacks, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=50, gradient_clip_val=1.0,
+        max_epochs=epochs,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=50,
+        gradient_clip_val=1.0,
         default_root_dir=store,
-    )  # fmt: skip
+    )
     trainer.fit(model, datamodule=data)
     return timer.times[1:]
 

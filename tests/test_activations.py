@@ -1,4 +1,5 @@
-"""The activation registry: every name builds, parameters reach the module, bad names fail clearly."""
+"""The activation registry and its value object: every name builds, parameters reach the module, classes
+are accepted, bad names fail clearly."""
 
 from __future__ import annotations
 
@@ -7,30 +8,26 @@ import torch
 from torch import nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import ACTIVATIONS, Maxout, gain_for, make_activation
-
-EXPECTED = {
-    "identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
-    "relu6", "softplus", "maxout", "gelu", "silu", "mish", "selu",
-}  # fmt: skip
+from mnist_lab.models.components import MLP
+from mnist_lab.models.components.activations import ACTIVATIONS, Activation, Maxout, resolve_activation
 
 
-def test_registry_has_every_documented_activation() -> None:
-    assert set(ACTIVATIONS) == EXPECTED
+def make_activation(name: str, num_features: int, args: dict | None = None) -> nn.Module:
+    return resolve_activation(name, args)(num_features)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_each_activation_builds_and_keeps_shape(name: str) -> None:
-    act = make_activation(name, 8)
-    x = torch.randn(4, 8 * (2 if name == "maxout" else 1))
-    assert act(x).shape == (4, 8)
+    resolved = resolve_activation(name)
+    x = torch.randn(4, 8 * resolved.pieces)
+    assert resolved(8)(x).shape == (4, 8)
 
 
 def test_unknown_name_lists_valid_ones() -> None:
     with pytest.raises(ConfigError) as err:
         make_activation("swishy", 4)
     assert "swishy" in str(err.value)
-    for name in EXPECTED:
+    for name in ACTIVATIONS:
         assert name in str(err.value)
 
 
@@ -73,9 +70,41 @@ def test_maxout_takes_the_max_of_k_pieces() -> None:
     assert m(x).tolist() == [[5.0, -1.0]]
 
 
-def test_gains_follow_the_activation() -> None:
-    assert gain_for("relu") == ("relu", None)
-    assert gain_for("leaky_relu", {"negative_slope": 0.2}) == ("leaky_relu", 0.2)
-    assert gain_for("leaky_relu") == ("leaky_relu", 0.01)
-    assert gain_for("prelu") == ("leaky_relu", 0.25)
-    assert gain_for("tanh")[0] == "tanh"
+def test_gains_and_pieces_follow_the_activation() -> None:
+    def gain(name: str, args: dict | None = None) -> tuple[str, float | None]:
+        resolved = resolve_activation(name, args)
+        return resolved.nonlinearity, resolved.param
+
+    assert gain("relu") == ("relu", None)
+    assert gain("leaky_relu", {"negative_slope": 0.2}) == ("leaky_relu", 0.2)
+    assert gain("leaky_relu") == ("leaky_relu", 0.01)
+    assert gain("prelu") == ("leaky_relu", 0.25)
+    assert resolve_activation("tanh").gain == pytest.approx(5 / 3)
+    assert resolve_activation("maxout").pieces == 2 and resolve_activation("maxout", {"k": 3}).pieces == 3
+    assert resolve_activation("relu").pieces == 1
+
+
+def test_a_class_or_its_import_path_is_accepted_like_a_name() -> None:
+    assert resolve_activation(nn.Tanh).name == "tanh"  # a registered class keeps its gain
+    assert resolve_activation(nn.LeakyReLU, {"negative_slope": 0.2}).param == 0.2
+    hardswish = resolve_activation("torch.nn.Hardswish")
+    assert hardswish == resolve_activation(nn.Hardswish)
+    assert (hardswish.name, hardswish.nonlinearity, hardswish.pieces) == (
+        "torch.nn.modules.activation.Hardswish",
+        "linear",
+        1,
+    )
+    assert isinstance(hardswish(4), nn.Hardswish)
+    net = MLP(depth=1, width=8, activation=nn.Hardswish)
+    assert isinstance(net.blocks[0].act, nn.Hardswish)
+    assert resolve_activation(hardswish) is hardswish
+    assert isinstance(hardswish, Activation)
+
+
+def test_a_bad_class_or_path_fails_clearly() -> None:
+    with pytest.raises(ConfigError, match="not an importable nn.Module"):
+        resolve_activation("torch.nn.NoSuchThing")
+    with pytest.raises(ConfigError, match="not an importable nn.Module"):
+        resolve_activation("torch.zeros")
+    with pytest.raises(ConfigError, match="takes no argument"):
+        resolve_activation(nn.Hardswish, {"slope": 1})

@@ -14,6 +14,8 @@ from mlflow import MlflowClient
 from mnist_lab.cli import main
 from tiny_cli import REPO, tiny_args
 
+pytestmark = pytest.mark.slow  # each case starts a CLI run
+
 LEAKY = "--model.net.init_args.activation=leaky_relu"
 BAD_SETTINGS = [
     (["--model.net.init_args.activation=swish2"], "unknown activation 'swish2'; choose one of: identity, step"),

@@ -54,6 +54,7 @@ def cnn_run(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory):
         yield cli.trainer.checkpoint_callback.best_model_path, cli.trainer.logger.run_id, uri, workdir
 
 
+@pytest.mark.slow
 def test_cli_checkpoint_matches_the_model_mlflow_logged(cnn_run) -> None:
     best, run_id, uri, _ = cnn_run
     loaded = MNISTClassifier.load_from_checkpoint(best).eval()
@@ -65,6 +66,7 @@ def test_cli_checkpoint_matches_the_model_mlflow_logged(cnn_run) -> None:
         torch.testing.assert_close(loaded(x), logged(x))
 
 
+@pytest.mark.slow
 def test_run_params_hold_the_activations_effective_arguments(cnn_run) -> None:
     _, run_id, uri, _ = cnn_run
     params = MlflowClient(uri).get_run(run_id).data.params
@@ -72,6 +74,7 @@ def test_run_params_hold_the_activations_effective_arguments(cnn_run) -> None:
     assert params["model.net.activation_args.negative_slope"] == "0.01"
 
 
+@pytest.mark.slow
 def test_predict_with_an_mlp_config_uses_the_checkpoints_cnn(
     cnn_run, fake_mnist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,6 +91,7 @@ def test_predict_with_an_mlp_config_uses_the_checkpoints_cnn(
         np.testing.assert_allclose(probs, expected(images).softmax(1).numpy(), atol=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -110,6 +114,7 @@ def test_a_typed_network_argument_that_contradicts_the_checkpoint_is_an_error(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
 def test_evaluating_without_a_checkpoint_is_an_error_unless_asked_for(
     subcommand: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture

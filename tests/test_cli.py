@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,22 +13,37 @@ from mlflow import MlflowClient
 
 from mnist_lab.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-MLP_CONFIG = str(REPO / "configs" / "mlp.yaml")
-DEBUG_CONFIG = str(REPO / "configs" / "debug.yaml")
+
+@pytest.fixture
+def mlp_config(repo_root: Path) -> str:
+    return str(repo_root / "configs" / "mlp.yaml")
 
 
-def tiny_args(data_dir: Path, *extra: str) -> list[str]:
-    return [
-        "fit", "--config", MLP_CONFIG,
-        f"--data.data_dir={data_dir}", "--data.val_size=200", "--data.batch_size=64",
-        "--trainer.max_epochs=3", "--trainer.log_every_n_steps=5", "--trainer.enable_model_summary=false",
-        "--model.net.init_args.width=64", *extra,
-    ]  # fmt: skip
+@pytest.fixture
+def tiny_args(mlp_config: str) -> Callable[..., list[str]]:
+    """``tiny_args(data_dir, *extra)``: a 3-epoch fit of a small MLP on ``data_dir``."""
+
+    def args(data_dir: Path, *extra: str) -> list[str]:
+        return [
+            "fit",
+            "--config",
+            mlp_config,
+            f"--data.data_dir={data_dir}",
+            "--data.val_size=200",
+            "--data.batch_size=64",
+            "--trainer.max_epochs=3",
+            "--trainer.log_every_n_steps=5",
+            "--trainer.enable_model_summary=false",
+            "--model.net.init_args.width=64",
+            *extra,
+        ]
+
+    return args
 
 
+@pytest.mark.slow
 def test_fit_then_test_writes_a_checkpoint_and_a_test_accuracy(
-    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+    tiny_args: Callable[..., list[str]], fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
     cli = main(tiny_args(fake_mnist))
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
@@ -36,9 +52,11 @@ def test_fit_then_test_writes_a_checkpoint_and_a_test_accuracy(
     assert "test/acc = " in capsys.readouterr().out
 
 
-def test_print_config_and_presets_stack(tracking_uri: str, capsys: pytest.CaptureFixture) -> None:
+def test_print_config_and_presets_stack(
+    mlp_config: str, repo_root: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", MLP_CONFIG, "--config", DEBUG_CONFIG, "--print_config"])
+        main(["fit", "--config", mlp_config, "--config", str(repo_root / "configs" / "debug.yaml"), "--print_config"])
     assert exit_.value.code == 0
     printed = capsys.readouterr().out
     assert "limit_train_batches: 20" in printed and "activation: relu" in printed
@@ -55,7 +73,12 @@ def test_print_config_and_presets_stack(tracking_uri: str, capsys: pytest.Captur
     ],
 )
 def test_bad_settings_exit_2_with_one_clear_line_and_write_nothing(
-    arg: str, message: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+    arg: str,
+    message: str,
+    tiny_args: Callable[..., list[str]],
+    fake_mnist: Path,
+    tracking_uri: str,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(tiny_args(fake_mnist, arg))
@@ -66,7 +89,11 @@ def test_bad_settings_exit_2_with_one_clear_line_and_write_nothing(
 
 
 def test_missing_data_and_corrupt_file_exit_2_before_any_run(
-    fake_mnist: Path, tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+    tiny_args: Callable[..., list[str]],
+    fake_mnist: Path,
+    tmp_path: Path,
+    tracking_uri: str,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(tiny_args(tmp_path / "empty", "--data.download=false"))
@@ -85,32 +112,49 @@ def test_missing_data_and_corrupt_file_exit_2_before_any_run(
     assert MlflowClient(tracking_uri).search_runs(["0", "1"]) == []
 
 
-def test_command_line_errors_have_no_traceback(tmp_path: Path) -> None:
+@pytest.mark.subprocess
+def test_command_line_errors_have_no_traceback(mlp_config: str, tmp_path: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
     for bad in ("--model.net.init_args.activation=nope", "--data.data_dir=" + str(tmp_path / "none")):
         result = subprocess.run(
-            [sys.executable, "-m", "mnist_lab", "fit", "--config", MLP_CONFIG, bad, "--data.download=false"],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-        )  # fmt: skip
+            [sys.executable, "-m", "mnist_lab", "fit", "--config", mlp_config, bad, "--data.download=false"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "error:" in result.stderr
 
 
-def test_make_rejects_an_unknown_model() -> None:
-    result = subprocess.run(["make", "-s", "train", "MODEL=rnn"], capture_output=True, text=True, cwd=REPO)
+@pytest.mark.subprocess
+def test_make_rejects_an_unknown_model(repo_root: Path) -> None:
+    result = subprocess.run(["make", "-s", "train", "MODEL=rnn"], capture_output=True, text=True, cwd=repo_root)
     assert result.returncode == 2
     assert "unknown MODEL 'rnn'; choose one of: mlp cnn" in result.stderr
 
 
+@pytest.mark.slow
 def test_runs_in_one_store_and_the_other_subcommands(
-    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+    mlp_config: str,
+    tiny_args: Callable[..., list[str]],
+    fake_mnist: Path,
+    tracking_uri: str,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     """Two fits then validate/test/predict from the checkpoint: one FINISHED run each, same store."""
     first = main(tiny_args(fake_mnist, "--trainer.max_epochs=1"))
     main(tiny_args(fake_mnist, "--trainer.max_epochs=1", "--model.net.init_args.activation=tanh"))
     ckpt = first.trainer.checkpoint_callback.best_model_path
-    common = ["--config", MLP_CONFIG, f"--data.data_dir={fake_mnist}", "--data.val_size=200",
-              "--model.net.init_args.width=64", f"--ckpt_path={ckpt}"]  # fmt: skip
+    common = [
+        "--config",
+        mlp_config,
+        f"--data.data_dir={fake_mnist}",
+        "--data.val_size=200",
+        "--model.net.init_args.width=64",
+        f"--ckpt_path={ckpt}",
+    ]
     for subcommand in ("validate", "test", "predict"):
         main([subcommand, *common])
     predictions = Path("outputs/predictions.csv").read_text().splitlines()

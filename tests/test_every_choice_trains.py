@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -16,7 +17,7 @@ from mnist_lab.models.mnist_module import MNISTClassifier
 
 
 def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, float]:
-    """Return the first and the last training loss of a 2-epoch run, after testing."""
+    """Return the first and the last training loss of a 2-epoch run (training only: 20 steps)."""
     L.seed_everything(0, verbose=False)
     losses: list[float] = []
 
@@ -25,14 +26,18 @@ def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, f
             losses.append(float(outputs["loss"]))
 
     trainer = L.Trainer(
-        default_root_dir=tmp_path, max_epochs=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Losses()],
-    )  # fmt: skip
+        default_root_dir=tmp_path,
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Losses()],
+    )
     data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
     model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     trainer.fit(model, datamodule=data)
-    (result,) = trainer.test(model, datamodule=data, verbose=False)
-    assert 0.0 <= result["test/acc"] <= 1.0
     return losses[0], losses[-1]
 
 
@@ -46,7 +51,11 @@ def test_every_activation_trains(activation: str, fake_mnist: Path, tmp_path: Pa
 @pytest.mark.parametrize("scheme", sorted(INITS))
 def test_every_init_trains(scheme: str, fake_mnist: Path, tmp_path: Path) -> None:
     first, last = _fit(MLP(depth=2, width=32, weight_init=scheme), fake_mnist, tmp_path)
-    assert torch.isfinite(torch.tensor(last)) and last <= first
+    assert torch.isfinite(torch.tensor(last))
+    if scheme == "zeros":  # all-zero ReLU units output 0, so no weight gets a gradient: chance level stays
+        assert abs(last - math.log(10)) < 0.02
+    else:
+        assert last < first
 
 
 def test_cnn_with_every_regulariser_trains(fake_mnist: Path, tmp_path: Path) -> None:

@@ -22,13 +22,6 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def test_registry_names() -> None:
-    assert set(INITS) == {
-        "default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal",
-        "kaiming_uniform", "kaiming_normal", "orthogonal", "lecun_normal",
-    }  # fmt: skip
-
-
 def test_kaiming_normal_std_is_gain_over_sqrt_fan_in() -> None:
     layer = nn.Linear(1000, 500)
     init_layer(layer, "kaiming_normal", "relu")

@@ -36,9 +36,12 @@ def test_maxout_multiplies_the_layer_parameters_by_k(k: int) -> None:
 def test_maxout_cnn_multiplies_channels() -> None:
     plain = CNN(blocks=[ConvBlockSpec(8, pool="max")], head_width=0, batch_norm=False)
     maxout = CNN(
-        blocks=[ConvBlockSpec(8, pool="max")], head_width=0, batch_norm=False, activation="maxout",
+        blocks=[ConvBlockSpec(8, pool="max")],
+        head_width=0,
+        batch_norm=False,
+        activation="maxout",
         activation_args={"k": 3},
-    )  # fmt: skip
+    )
     assert maxout.blocks[0].layer.out_channels == 24
     assert count(maxout) - count(plain) == 2 * (8 * 9 + 8)
     assert maxout(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -66,8 +69,9 @@ def test_cnn_default_and_custom_blocks() -> None:
     assert dilated.output.in_features == 4 * 24 * 24
 
 
-def test_dropout_is_in_every_hidden_block() -> None:
-    net = CNN(dropout=0.3)
+@pytest.mark.parametrize("network", [MLP, CNN])
+def test_dropout_is_in_every_hidden_block(network: type[nn.Module]) -> None:
+    net = network(dropout=0.3)
     assert all(isinstance(b.drop, nn.Dropout) and b.drop.p == 0.3 for b in net.blocks)
 
 

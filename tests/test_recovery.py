@@ -18,7 +18,7 @@ from mnist_lab.cli import main
 from mnist_lab.recovery.signals import REQUEST
 from tiny_cli import tiny_args
 
-pytestmark = pytest.mark.subprocess
+pytestmark = pytest.mark.slow
 
 
 def history_steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
@@ -59,7 +59,10 @@ def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> t
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), run_id
 
 
-@pytest.mark.parametrize(("signum", "code", "resume_with"), [(signal.SIGINT, 130, "last"), (signal.SIGTERM, 143, "run")])
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    ("signum", "code", "resume_with"), [(signal.SIGINT, 130, "last"), (signal.SIGTERM, 143, "run")]
+)
 def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
     signum: int, code: int, resume_with: str, fake_mnist: Path, tracking_uri: str, tmp_path: Path
 ) -> None:

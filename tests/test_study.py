@@ -6,21 +6,33 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from mnist_lab.models.components.activations import ACTIVATIONS
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def test_quick_study_writes_the_report_with_every_activation(fake_mnist: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_quick_study_writes_the_report_with_every_activation(repo_root: Path, fake_mnist: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     report = tmp_path / "reports" / "activation_study.md"
     result = subprocess.run(
-        ["make", "-s", "compare", "QUICK=1", f"DATA_DIR={fake_mnist}", f"REPORT={report}",
-         "ARGS=--data.val_size=200 --data.batch_size=100"],
-        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            "make",
+            "-s",
+            "compare",
+            "QUICK=1",
+            f"DATA_DIR={fake_mnist}",
+            f"REPORT={report}",
+            "ARGS=--data.val_size=200 --data.batch_size=100",
+        ],
+        cwd=repo_root,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = report.read_text()
     table = [line for line in text.splitlines() if line.startswith("| ") and "activation" not in line]

@@ -19,12 +19,15 @@ from mlflow import MlflowClient
 
 from mnist_lab.tracking import RunLogger
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -54,8 +57,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str, str]
         return os.environ["UI_STORE"], experiment.experiment_id, run.info.run_id, run.info.run_name
     root = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    logger = RunLogger(experiment_name="mnist-ui", run_name="mlp-relu-kaiming_normal", tracking_uri=uri,
-                       artifact_location=(root / "artifacts").as_uri())  # fmt: skip
+    logger = RunLogger(
+        experiment_name="mnist-ui",
+        run_name="mlp-relu-kaiming_normal",
+        tracking_uri=uri,
+        artifact_location=(root / "artifacts").as_uri(),
+    )
     for epoch, acc in enumerate([0.91, 0.95, 0.97]):
         logger.log_metrics({"val/acc": acc, "val/loss": 1 - acc}, step=epoch)
     logger.log_hyperparams({"model.net.activation": "relu"})
@@ -64,14 +71,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str, str]
 
 
 @pytest.fixture(scope="module")
-def ui(store: tuple[str, str, str, str]) -> Iterator[str]:
+def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[str]:
     """`make ui` on a free port over the store; yields its base URL."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store[0]}
     proc = subprocess.Popen(
-        ["make", "-s", "ui", f"PORT={port}"], cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["make", "-s", "ui", f"PORT={port}"],
+        cwd=repo_root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -89,6 +100,8 @@ def ui(store: tuple[str, str, str, str]) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@pytest.mark.server
+@pytest.mark.subprocess
 def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[str, str, str, str]) -> None:
     experiments = json.loads(get(f"{ui}/api/2.0/mlflow/experiments/search", {"max_results": 10}))
     assert {"mnist-ui", "mnist"} & {e["name"] for e in experiments["experiments"]}
@@ -99,6 +112,8 @@ def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[
 
 
 @pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.subprocess
 def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
     ui: str, store: tuple[str, str, str, str], tmp_path: Path
 ) -> None:

@@ -1,3 +1,8 @@
 """MNIST training template: LightningCLI, pluggable activation/init/dropout/batch norm, MLflow tracking."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version(__name__)  # pyproject.toml's version is the only one
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from mnist_lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
 from mnist_lab.diagnostics.probes import LayerStats, activation_stats, grad_norms, mode_gap
+from mnist_lab.models.components.blocks import BlockNetwork
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ class DiagnosticsCallback(L.Callback):
         self._last_stats: list[LayerStats] = []
 
     def _active(self, pl_module: L.LightningModule) -> bool:
-        net = getattr(pl_module, "net", None)
-        return self.enabled and net is not None and hasattr(net, "blocks") and hasattr(net, "output")
+        return self.enabled and isinstance(getattr(pl_module, "net", None), BlockNetwork)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled and not self._active(pl_module):

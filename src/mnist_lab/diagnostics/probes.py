@@ -7,22 +7,22 @@ as it found them, so calling it during training does not change what training do
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from mnist_lab.models.components.activations import ACTIVATIONS
+from mnist_lab.models.components.activations import relative_slope
+from mnist_lab.models.components.blocks import BlockNetwork
 
 
-def weight_layers(net: nn.Module) -> list[nn.Module]:
+def weight_layers(net: BlockNetwork) -> list[nn.Module]:
     """The weight layer of every hidden block, then the output layer."""
     return [block.layer for block in net.blocks] + [net.output]
 
 
-def grad_norms(net: nn.Module) -> list[float]:
+def grad_norms(net: BlockNetwork) -> list[float]:
     """L2 norm of each layer's weight gradient, input side first (0.0 where there is none)."""
     return [float(layer.weight.grad.norm()) if layer.weight.grad is not None else 0.0 for layer in weight_layers(net)]
 
@@ -44,18 +44,11 @@ def _per_unit(output: Tensor) -> Tensor:
     return output.transpose(0, 1).reshape(output.shape[1], -1)
 
 
-def _relative_slope(act: nn.Module) -> Callable[[Tensor], Tensor] | None:
-    for spec in ACTIVATIONS.values():
-        if spec.relative_slope is not None and type(act) is spec.factory:
-            return spec.relative_slope
-    return None
-
-
 def _layer_stats(act: nn.Module, output: Tensor, tolerance: float, sample: int) -> LayerStats:
     units = _per_unit(output.float())
     spread = units.max(dim=1).values - units.min(dim=1).values
     distinct = torch.unique(torch.round(units / tolerance), dim=0).shape[0]
-    slope = _relative_slope(act)
+    slope = relative_slope(act)
     flat = output.detach().flatten()
     return LayerStats(
         mean=float(flat.mean()),
@@ -82,7 +75,7 @@ def _preserved(net: nn.Module):
                 b.copy_(buffers[name])
 
 
-def activation_stats(net: nn.Module, x: Tensor, tolerance: float = 1e-6, sample: int = 4000) -> list[LayerStats]:
+def activation_stats(net: BlockNetwork, x: Tensor, tolerance: float = 1e-6, sample: int = 4000) -> list[LayerStats]:
     """Per hidden layer, in eval mode (the network as it will be used) on a fixed batch."""
     outputs: list[Tensor] = []
     hooks = [block.act.register_forward_hook(lambda m, i, o: outputs.append(o)) for block in net.blocks]

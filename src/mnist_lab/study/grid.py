@@ -41,17 +41,29 @@ def command(
 ) -> list[str]:
     """The ``python -m mnist_lab fit`` invocation for one configuration."""
     tags = {
-        "study": study_id, "study.activation": config.activation, "study.init": config.init,
-        "study.batch_norm": "bn" if config.batch_norm else "no-bn", "study.seed": str(config.seed),
-    }  # fmt: skip
+        "study": study_id,
+        "study.activation": config.activation,
+        "study.init": config.init,
+        "study.batch_norm": "bn" if config.batch_norm else "no-bn",
+        "study.seed": str(config.seed),
+    }
     net = "--model.net.init_args"
     return [
-        sys.executable, "-m", "mnist_lab", "fit",
-        "--config", str(REPO / "configs" / "mlp.yaml"), "--config", str(REPO / "configs" / "study.yaml"),
-        f"{net}.activation={config.activation}", f"{net}.weight_init={config.init}",
-        f"{net}.batch_norm={str(config.batch_norm).lower()}", f"--seed_everything={config.seed}",
-        f"--trainer.max_epochs={epochs}", f"--data.data_dir={data_dir}",
+        sys.executable,
+        "-m",
+        "mnist_lab",
+        "fit",
+        "--config",
+        str(REPO / "configs" / "mlp.yaml"),
+        "--config",
+        str(REPO / "configs" / "study.yaml"),
+        f"{net}.activation={config.activation}",
+        f"{net}.weight_init={config.init}",
+        f"{net}.batch_norm={str(config.batch_norm).lower()}",
+        f"--seed_everything={config.seed}",
+        f"--trainer.max_epochs={epochs}",
+        f"--data.data_dir={data_dir}",
         f"--trainer.logger.init_args.experiment_name={experiment}",
         f"--trainer.logger.init_args.tags={json.dumps(tags)}",
         *extra,
-    ]  # fmt: skip
+    ]

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from mnist_lab.study.results import Row  # noqa: E402
+from mnist_lab.study.results import Row
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -36,11 +34,19 @@ def _averaged(rows: list[Row]) -> list[tuple[Row, int]]:
         first = runs[0]
         reached = [r.epochs_to_97 for r in runs if r.epochs_to_97 is not None]
         merged = Row(
-            first.activation, first.init, first.batch_norm, first.seed,
-            "/".join(sorted({r.status for r in runs})), mean("test_acc"), mean("train_loss"), mean("grad_ratio"),
-            mean("dead_frac"), mean("act_mean"), max(reached) if len(reached) == len(runs) else None,
+            first.activation,
+            first.init,
+            first.batch_norm,
+            first.seed,
+            "/".join(sorted({r.status for r in runs})),
+            mean("test_acc"),
+            mean("train_loss"),
+            mean("grad_ratio"),
+            mean("dead_frac"),
+            mean("act_mean"),
+            max(reached) if len(reached) == len(runs) else None,
             first.grad_by_depth,
-        )  # fmt: skip
+        )
         out.append((merged, len(runs)))
     return out
 
@@ -74,43 +80,53 @@ def plots(rows: list[Row], out_dir: Path) -> list[Path]:
         ("accuracy.png", "test_acc", "test accuracy"),
         ("dead_fraction.png", "dead_frac", "dead fraction (mean over hidden layers)"),
     ):
-        fig, ax = plt.subplots(figsize=(12, 4))
+        fig = Figure(figsize=(12, 4), layout="tight")
+        ax = fig.subplots()
         for k, (init_kind, bn) in enumerate(variants):
             values = []
             for act in activations:
-                match = [r for r in averaged if r.activation == act and r.batch_norm == bn
-                         and (r.init == "default") == (init_kind == "default")]  # fmt: skip
+                match = [
+                    r
+                    for r in averaged
+                    if r.activation == act and r.batch_norm == bn and (r.init == "default") == (init_kind == "default")
+                ]
                 values.append(getattr(match[0], attr) or 0.0 if match else 0.0)
-            ax.bar([i + k * width for i in range(len(activations))], values, width,
-                   label=f"{init_kind} init{' + BN' if bn else ''}")  # fmt: skip
+            ax.bar(
+                [i + k * width for i in range(len(activations))],
+                values,
+                width,
+                label=f"{init_kind} init{' + BN' if bn else ''}",
+            )
         ax.set_xticks([i + width * (len(variants) - 1) / 2 for i in range(len(activations))], activations, rotation=30)
         ax.set_ylabel(ylabel)
         if attr == "test_acc":
             ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
-        fig.tight_layout()
         fig.savefig(out_dir / name, dpi=110)
-        plt.close(fig)
         paths.append(out_dir / name)
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    colours = plt.get_cmap("tab20")
+    fig = Figure(figsize=(12, 4.5), layout="tight")
+    axes = fig.subplots(1, 2, sharey=True)
+    colours = colormaps["tab20"]
     for ax, init_kind in zip(axes, ("default", "recommended"), strict=True):
         for row in averaged:
             if row.batch_norm or (row.init == "default") != (init_kind == "default") or not row.grad_by_depth:
                 continue
             k = activations.index(row.activation)
-            ax.plot([max(g, 1e-12) for g in row.grad_by_depth], marker="o", label=row.activation,
-                    color=colours(k % 20), linestyle=("-", "--", ":")[k % 3])  # fmt: skip
+            ax.plot(
+                [max(g, 1e-12) for g in row.grad_by_depth],
+                marker="o",
+                label=row.activation,
+                color=colours(k % 20),
+                linestyle=("-", "--", ":")[k % 3],
+            )
         ax.set_yscale("log")
         ax.set_title(f"gradient norm by depth at init ({init_kind} init, no BN)")
         ax.set_xlabel("layer (0 = first hidden, last = output)")
         ax.set_xticks(range(max((len(r.grad_by_depth) for r in averaged), default=1)))
     axes[0].set_ylabel("||dL/dW|| at step 0")
     axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
     fig.savefig(out_dir / "grad_norm_by_depth.png", dpi=110)
-    plt.close(fig)
     paths.append(out_dir / "grad_norm_by_depth.png")
     return paths
 

@@ -1,16 +1,18 @@
 """The activation registry: one name -> one factory, plus what init and diagnostics need to know.
 
-Every network asks this module for its non-linearity, so adding an activation is one entry in
-``ACTIVATIONS``. Each entry also says which ``calculate_gain`` nonlinearity suits it, which init
-the study should pair it with, and (for saturating ones) how to read its local slope from its
-output, which the saturation diagnostic uses.
+Every network resolves its non-linearity once with :func:`resolve_activation` into an
+:class:`Activation` (factory, gain, pieces), from a registry name or any ``nn.Module`` class.
+Adding an activation is one entry in ``ACTIVATIONS``: its factory, which ``calculate_gain``
+nonlinearity suits it, which init the study should pair it with, and (for saturating ones) how to
+read its local slope from its output, which the saturation diagnostic uses.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -74,7 +76,7 @@ def _tanh_slope(y: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class ActivationSpec:
-    """How to build an activation, and what init and diagnostics should know about it."""
+    """A registry entry: how to build an activation, and what init and diagnostics should know about it."""
 
     factory: Callable[..., nn.Module]
     nonlinearity: str  # the name ``torch.nn.init.calculate_gain`` understands
@@ -82,6 +84,7 @@ class ActivationSpec:
     gain_arg: str | None = None  # the factory argument that is calculate_gain's ``param``
     relative_slope: Callable[[Tensor], Tensor] | None = None  # f'(x)/max f', from the output
     needs_width: bool = False  # factory takes the layer's feature count first
+    pieces_arg: str | None = None  # the factory argument that says how many inputs make one output (maxout's k)
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {
@@ -95,13 +98,56 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
     "elu": ActivationSpec(nn.ELU, "relu", "kaiming_normal"),
     "relu6": ActivationSpec(nn.ReLU6, "relu", "kaiming_normal"),
     "softplus": ActivationSpec(nn.Softplus, "relu", "kaiming_normal"),
-    "maxout": ActivationSpec(Maxout, "linear", "xavier_uniform"),
+    "maxout": ActivationSpec(Maxout, "linear", "xavier_uniform", pieces_arg="k"),
     "gelu": ActivationSpec(nn.GELU, "relu", "kaiming_normal"),
     "silu": ActivationSpec(nn.SiLU, "relu", "kaiming_normal"),
     "mish": ActivationSpec(nn.Mish, "relu", "kaiming_normal"),
     # torch's docs: for self-normalising nets use the 'linear' gain (LeCun init), not 'selu'.
     "selu": ActivationSpec(nn.SELU, "linear", "lecun_normal"),
 }
+
+# What an unregistered ``nn.Module`` class gets: a gain of 1 and one input per output.
+_UNREGISTERED = ActivationSpec(nn.Identity, "linear", "xavier_uniform")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation resolved once from a name or a class and its arguments.
+
+    ``activation(num_features)`` builds the module for a layer of that many units; ``nonlinearity``
+    and ``param`` are what ``calculate_gain`` and the kaiming inits take; ``pieces`` is how many times
+    its output width the layer before must emit (maxout's ``k``, else 1).
+    """
+
+    name: str
+    spec: ActivationSpec
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, num_features: int) -> nn.Module:
+        kwargs = dict(self.args)
+        return self.spec.factory(num_features, **kwargs) if self.spec.needs_width else self.spec.factory(**kwargs)
+
+    @property
+    def nonlinearity(self) -> str:
+        return self.spec.nonlinearity
+
+    @property
+    def param(self) -> float | None:
+        if self.spec.gain_arg is None:
+            return None
+        return float(self.args.get(self.spec.gain_arg, _default_args(self.spec.factory)[self.spec.gain_arg]))
+
+    @property
+    def gain(self) -> float:
+        return nn.init.calculate_gain(self.nonlinearity, self.param)
+
+    @property
+    def pieces(self) -> int:
+        arg = self.spec.pieces_arg
+        return 1 if arg is None else int(self.args.get(arg, _default_args(self.spec.factory)[arg]))
+
+
+ActivationLike = str | type[nn.Module] | Activation
 
 
 def get_spec(name: str) -> ActivationSpec:
@@ -117,9 +163,44 @@ def _default_args(factory: Callable[..., nn.Module]) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
-def check_activation(name: str, args: Mapping[str, Any] | None = None) -> None:
-    """Fail early (before any training) on an unknown name or an argument the factory lacks."""
-    spec = get_spec(name)
+def _import_class(path: str) -> type[nn.Module]:
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ConfigError(f"activation {path!r} is not an importable nn.Module class")
+    return cls
+
+
+def _spec_for_class(cls: type[nn.Module]) -> tuple[str, ActivationSpec]:
+    """The registry entry built by ``cls`` (so nn.Tanh gets tanh's gain), else a linear-gain one."""
+    for name, spec in ACTIVATIONS.items():
+        if spec.factory is cls:
+            return name, spec
+    return f"{cls.__module__}.{cls.__qualname__}", replace(_UNREGISTERED, factory=cls)
+
+
+def resolve_activation(activation: ActivationLike, args: Mapping[str, Any] | None = None) -> Activation:
+    """Resolve ``activation`` once, like timm's ``get_act_layer``; fail early on a bad name or argument.
+
+    ``activation`` is a registry name (``"leaky_relu"``), an ``nn.Module`` class (``nn.Hardswish``) or
+    its dotted import path (``"torch.nn.Hardswish"``), or an :class:`Activation` already resolved.
+    ``args`` go to its factory (``{negative_slope: 0.1}``, ``{k: 3}``).
+    """
+    if isinstance(activation, Activation):
+        if args:
+            raise ConfigError("give the arguments of a resolved Activation when resolving it, not again")
+        return activation
+    if isinstance(activation, str) and activation not in ACTIVATIONS and "." in activation:
+        activation = _import_class(activation)
+    if isinstance(activation, str):
+        name, spec = activation, get_spec(activation)
+    elif isinstance(activation, type) and issubclass(activation, nn.Module):
+        name, spec = _spec_for_class(activation)
+    else:
+        raise ConfigError(f"activation must be a name or an nn.Module class, got {activation!r}")
     accepted = set(_default_args(spec.factory)) - {"inplace"}
     unknown = set(args or {}) - accepted
     if unknown:
@@ -128,6 +209,10 @@ def check_activation(name: str, args: Mapping[str, Any] | None = None) -> None:
     defaults = _default_args(spec.factory)
     for key, value in (args or {}).items():
         _check_type(name, key, value, defaults[key])
+    resolved = Activation(name, spec, dict(args or {}))
+    if resolved.pieces < 1:
+        raise ConfigError(f"{name} needs at least 1 piece, got {resolved.pieces}")
+    return resolved
 
 
 def _check_type(name: str, key: str, value: Any, default: Any) -> None:
@@ -143,30 +228,16 @@ def _check_type(name: str, key: str, value: Any, default: Any) -> None:
         raise ConfigError(f"activation {name!r}: {key} must be {kind}, got {value!r}")
 
 
-def effective_args(name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def effective_args(activation: ActivationLike, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every argument the activation is built with: its defaults, overridden by ``args``."""
-    spec = get_spec(name)
+    spec = resolve_activation(activation, args).spec
     resolved = {k: v for k, v in _default_args(spec.factory).items() if k not in ("inplace", "num_features")}
     return {**resolved, **dict(args or {})}
 
 
-def make_activation(name: str, num_features: int, args: Mapping[str, Any] | None = None) -> nn.Module:
-    """Build activation ``name`` for a layer of ``num_features`` units (PReLU per channel needs it)."""
-    check_activation(name, args)
-    spec = get_spec(name)
-    kwargs = dict(args or {})
-    return spec.factory(num_features, **kwargs) if spec.needs_width else spec.factory(**kwargs)
-
-
-def pieces(name: str, args: Mapping[str, Any] | None = None) -> int:
-    """How many times its input width an activation consumes (maxout's k, else 1)."""
-    return int((args or {}).get("k", 2)) if name == "maxout" else 1
-
-
-def gain_for(name: str, args: Mapping[str, Any] | None = None) -> tuple[str, float | None]:
-    """The ``(nonlinearity, param)`` pair for ``calculate_gain`` and the kaiming inits."""
-    spec = get_spec(name)
-    if spec.gain_arg is None:
-        return spec.nonlinearity, None
-    value = (args or {}).get(spec.gain_arg, _default_args(spec.factory)[spec.gain_arg])
-    return spec.nonlinearity, float(value)
+def relative_slope(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
+    """For a saturating activation module (sigmoid, tanh): its slope relative to its maximum, from its output."""
+    for spec in ACTIVATIONS.values():
+        if spec.relative_slope is not None and type(module) is spec.factory:
+            return spec.relative_slope
+    return None

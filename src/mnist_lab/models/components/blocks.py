@@ -1,22 +1,42 @@
 """The hidden block both networks are built from: weight layer, norm, activation, pool, dropout.
 
 One block type means one place that decides where batch norm sits (before the activation, the
-usual choice, or after it) and one structure the diagnostics can walk: ``block.layer`` holds the
-weights, ``block.act`` produces the unit outputs.
+usual choice, or after it) and one structure the diagnostics can walk (:class:`BlockNetwork`):
+``block.layer`` holds the weights, ``block.act`` produces the unit outputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import check_activation, gain_for, make_activation, pieces
+from mnist_lab.models.components.activations import Activation, ActivationLike, resolve_activation
 from mnist_lab.models.components.init import check_init, init_layer
 
 NormPosition = Literal["before", "after"]
+
+
+class Block(Protocol):
+    """A hidden block as the diagnostics see it: ``layer`` holds the weights, ``act`` emits the units."""
+
+    layer: nn.Module
+    act: nn.Module
+
+
+@runtime_checkable
+class BlockNetwork(Protocol):
+    """A network the diagnostics understand: hidden ``blocks`` (input side first), then the ``output`` layer.
+
+    :class:`MLP` and :class:`CNN` are ones; any ``nn.Module`` with these two attributes is too.
+    """
+
+    blocks: Sequence[Block]
+    output: nn.Module
+
+    def __call__(self, x: Tensor) -> Tensor: ...
 
 
 def check_dropout(p: float) -> None:
@@ -33,18 +53,22 @@ def check_positive(name: str, values: int | list[int] | tuple[int, ...]) -> None
 
 
 def check_network_options(
-    activation: str,
+    activation: ActivationLike,
     activation_args: Mapping[str, Any] | None,
     weight_init: str,
     weight_init_args: Mapping[str, Any] | None,
     dropout: float,
     num_classes: int,
-) -> None:
-    """The checks every network runs before building anything, so bad input fails before training."""
-    check_activation(activation, activation_args)
+) -> Activation:
+    """The checks every network runs before building anything, so bad input fails before training.
+
+    Returns the activation, resolved once for every block and the init.
+    """
+    act = resolve_activation(activation, activation_args)
     check_init(weight_init, weight_init_args)
     check_dropout(dropout)
     check_positive("num_classes", num_classes)
+    return act
 
 
 class HiddenBlock(nn.Module):
@@ -55,8 +79,7 @@ class HiddenBlock(nn.Module):
         layer: nn.Module,
         width: int,
         *,
-        activation: str,
-        activation_args: Mapping[str, Any] | None,
+        activation: Activation,
         norm: nn.Module | None,
         norm_position: NormPosition,
         dropout: nn.Module | None,
@@ -68,7 +91,7 @@ class HiddenBlock(nn.Module):
         self.layer = layer
         self.norm_position = norm_position
         self.norm = norm if norm is not None else nn.Identity()
-        self.act = make_activation(activation, width, activation_args)
+        self.act = activation(width)
         self.pool = pool if pool is not None else nn.Identity()
         self.drop = dropout if dropout is not None else nn.Identity()
 
@@ -82,14 +105,9 @@ class HiddenBlock(nn.Module):
         return self.drop(self.pool(a))
 
 
-def layer_width(width: int, activation: str, activation_args: Mapping[str, Any] | None) -> int:
-    """Features the weight layer must emit so the activation outputs ``width`` (maxout: k x)."""
-    return width * pieces(activation, activation_args)
-
-
-def norm_width(width: int, activation: str, activation_args: Mapping[str, Any] | None, position: str) -> int:
-    """Batch norm sees the layer's output before the activation, the activation's output after."""
-    return layer_width(width, activation, activation_args) if position == "before" else width
+def norm_width(width: int, activation: Activation, position: str) -> int:
+    """Batch norm sees the layer's output before the activation (maxout: k x), the activation's output after."""
+    return width * activation.pieces if position == "before" else width
 
 
 def initialise(
@@ -97,13 +115,11 @@ def initialise(
     output: nn.Module,
     scheme: str,
     scheme_args: Mapping[str, Any] | None,
-    activation: str,
-    activation_args: Mapping[str, Any] | None,
+    activation: Activation,
 ) -> None:
     """Init every hidden layer for its activation's gain and the output layer as linear."""
-    nonlinearity, param = gain_for(activation, activation_args)
     for block in blocks:
-        init_layer(block.layer, scheme, nonlinearity, param, scheme_args)
+        init_layer(block.layer, scheme, activation.nonlinearity, activation.param, scheme_args)
         if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
             nn.init.ones_(block.norm.weight)
             nn.init.zeros_(block.norm.bias)

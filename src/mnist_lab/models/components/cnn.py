@@ -10,13 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.models.components.activations import ActivationLike
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
     check_network_options,
     check_positive,
     initialise,
-    layer_width,
     norm_width,
 )
 from mnist_lab.models.net_config import remember_config
@@ -66,7 +66,7 @@ class CNN(nn.Module):
         self,
         blocks: list[ConvBlockSpec] | None = None,  # dicts of ConvBlockSpec's fields work too
         head_width: int = 256,
-        activation: str = "relu",
+        activation: ActivationLike = "relu",
         activation_args: dict[str, Any] | None = None,
         weight_init: str = "kaiming_normal",
         weight_init_args: dict[str, Any] | None = None,
@@ -78,12 +78,10 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         specs = [ConvBlockSpec(**b) if isinstance(b, Mapping) else b for b in blocks or DEFAULT_BLOCKS]
-        check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
+        act = check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
         if head_width < 0:
             raise ConfigError(f"head_width must be >= 0, got {head_width}")
-        common: dict[str, Any] = dict(
-            activation=activation, activation_args=activation_args, norm_position=batch_norm_position
-        )
+        common: dict[str, Any] = dict(activation=act, norm_position=batch_norm_position)
         bias = not (batch_norm and batch_norm_position == "before")  # BN's shift replaces the bias
         self.blocks = nn.ModuleList()
         in_channels = input_shape[0]
@@ -91,14 +89,14 @@ class CNN(nn.Module):
             check_positive("conv block sizes", [spec.channels, spec.kernel_size, spec.stride, spec.dilation])
             conv = nn.Conv2d(
                 in_channels,
-                layer_width(spec.channels, activation, activation_args),
+                spec.channels * act.pieces,
                 spec.kernel_size,
                 stride=spec.stride,
                 padding=spec.padding,
                 dilation=spec.dilation,
                 bias=bias,
             )
-            width = norm_width(spec.channels, activation, activation_args, batch_norm_position)
+            width = norm_width(spec.channels, act, batch_norm_position)
             norm = nn.BatchNorm2d(width) if batch_norm else None
             drop = nn.Dropout(dropout) if dropout > 0 else None
             block = HiddenBlock(conv, spec.channels, norm=norm, dropout=drop, pool=_pool(spec), **common)
@@ -106,14 +104,14 @@ class CNN(nn.Module):
             in_channels = spec.channels
         features = self._flat_features(input_shape)
         if head_width:
-            head = nn.Linear(features, layer_width(head_width, activation, activation_args), bias=bias)
-            width = norm_width(head_width, activation, activation_args, batch_norm_position)
+            head = nn.Linear(features, head_width * act.pieces, bias=bias)
+            width = norm_width(head_width, act, batch_norm_position)
             norm1d = nn.BatchNorm1d(width) if batch_norm else None
             drop = nn.Dropout(dropout) if dropout > 0 else None
             self.blocks.append(HiddenBlock(head, head_width, norm=norm1d, dropout=drop, **common))
             features = head_width
         self.output = nn.Linear(features, num_classes)
-        initialise(self.blocks, self.output, weight_init, weight_init_args, activation, activation_args)
+        initialise(self.blocks, self.output, weight_init, weight_init_args, act)
 
     def _flat_features(self, input_shape: tuple[int, int, int]) -> int:
         """Trace one dummy image through the conv blocks to size the head (fails on too-small maps)."""

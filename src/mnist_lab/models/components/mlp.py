@@ -7,13 +7,13 @@ from typing import Any
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.models.components.activations import ActivationLike
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
     check_network_options,
     check_positive,
     initialise,
-    layer_width,
     norm_width,
 )
 from mnist_lab.models.net_config import remember_config
@@ -26,8 +26,9 @@ class MLP(nn.Module):
     Args:
         depth, width: ``depth`` hidden layers of ``width`` units each (depth 0: logistic regression).
         hidden_sizes: explicit units per hidden layer, input side first; replaces depth and width.
-        activation: a name from the activation registry; ``activation_args`` its parameters
-            (``{negative_slope: 0.1}``, ``{k: 3}`` for maxout, ``{per_channel: true}`` for prelu).
+        activation: a name from the activation registry, an ``nn.Module`` class or its import path
+            (``torch.nn.Hardswish``); ``activation_args`` its parameters (``{negative_slope: 0.1}``,
+            ``{k: 3}`` for maxout, ``{per_channel: true}`` for prelu).
         weight_init: a name from the init registry; ``weight_init_args`` its parameters (``{std: 0.1}``).
         dropout: drop probability after each hidden block, in [0, 1).
         batch_norm: add BatchNorm1d to each hidden block, ``batch_norm_position`` the activation.
@@ -38,7 +39,7 @@ class MLP(nn.Module):
         depth: int = 2,
         width: int = 512,
         hidden_sizes: list[int] | None = None,
-        activation: str = "relu",
+        activation: ActivationLike = "relu",
         activation_args: dict[str, Any] | None = None,
         weight_init: str = "kaiming_normal",
         weight_init_args: dict[str, Any] | None = None,
@@ -49,7 +50,7 @@ class MLP(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
+        act = check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
         if hidden_sizes is None:
             check_positive("width", width)
             if depth < 0:
@@ -60,23 +61,20 @@ class MLP(nn.Module):
         in_features = input_shape[0] * input_shape[1] * input_shape[2]
         self.blocks = nn.ModuleList()
         for width in hidden_sizes:
-            out = layer_width(width, activation, activation_args)
+            out = width * act.pieces
             self.blocks.append(
                 HiddenBlock(
                     nn.Linear(in_features, out, bias=not (batch_norm and batch_norm_position == "before")),
                     width,
-                    activation=activation,
-                    activation_args=activation_args,
-                    norm=nn.BatchNorm1d(norm_width(width, activation, activation_args, batch_norm_position))
-                    if batch_norm
-                    else None,
+                    activation=act,
+                    norm=nn.BatchNorm1d(norm_width(width, act, batch_norm_position)) if batch_norm else None,
                     norm_position=batch_norm_position,
                     dropout=nn.Dropout(dropout) if dropout > 0 else None,
                 )
             )
             in_features = width
         self.output = nn.Linear(in_features, num_classes)
-        initialise(self.blocks, self.output, weight_init, weight_init_args, activation, activation_args)
+        initialise(self.blocks, self.output, weight_init, weight_init_args, act)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.flatten(x)
