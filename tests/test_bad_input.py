@@ -94,8 +94,12 @@ def test_an_unusable_store_fails_quickly_without_a_traceback(
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "mnist_lab", *tiny_args("fit", fake_mnist)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and message in result.stderr
     assert time.monotonic() - start < 15 + 10, "must fail within 15 s (plus the ~10 s of imports)"
@@ -106,8 +110,12 @@ def test_make_serve_with_an_unknown_run_is_one_error(tmp_path: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     result = subprocess.run(
         ["make", "-s", "serve", "RUN=0123456789abcdef0123456789abcdef", "PORT=5099"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "error: no MLflow run '0123456789abcdef0123456789abcdef'" in result.stderr
     assert "Traceback" not in result.stderr

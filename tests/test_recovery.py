@@ -38,9 +38,13 @@ def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> t
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mnist") or client.get_experiment(client.create_experiment("mnist"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_lab", *args], cwd=workdir, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "mnist_lab", *args],
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, run_id = time.monotonic() + 120, None
         while run_id is None:
@@ -66,8 +70,15 @@ def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> t
 def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
     signum: int, code: int, resume_with: str, fake_mnist: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
-    args = tiny_args("fit", fake_mnist, "--data.batch_size=16", "--trainer.max_epochs=2",
-                     "--trainer.log_every_n_steps=1", "--diagnostics.enabled=false", "--run_test=false")  # fmt: skip
+    args = tiny_args(
+        "fit",
+        fake_mnist,
+        "--data.batch_size=16",
+        "--trainer.max_epochs=2",
+        "--trainer.log_every_n_steps=1",
+        "--diagnostics.enabled=false",
+        "--run_test=false",
+    )
     result, run_id = start_and_signal(args, tmp_path, tracking_uri, signum)
     assert result.returncode == code, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
@@ -106,8 +117,14 @@ def test_interrupted_then_resumed_training_ends_with_the_same_weights(
     stop_at: int, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    common = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--trainer.logger=false",
-              "--diagnostics.enabled=false", "--tracking.log_model=false", "--run_test=false"]  # fmt: skip
+    common = [
+        "--trainer.max_epochs=2",
+        "--trainer.deterministic=true",
+        "--trainer.logger=false",
+        "--diagnostics.enabled=false",
+        "--tracking.log_model=false",
+        "--run_test=false",
+    ]
     whole = main(tiny_args("fit", fake_mnist, *common, "--trainer.default_root_dir=whole"))
     interrupted = [*tiny_args("fit", fake_mnist, *common, "--trainer.default_root_dir=parts")]
     with pytest.raises(SystemExit) as exit_:
@@ -143,8 +160,16 @@ def test_a_diverging_run_stops_with_one_message_and_fails(
     diagnostics: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=3", "--model.optimizer.init_args.lr=1e6",
-                       "--trainer.gradient_clip_val=null", f"--diagnostics.enabled={diagnostics}"))  # fmt: skip
+        main(
+            tiny_args(
+                "fit",
+                fake_mnist,
+                "--trainer.max_epochs=3",
+                "--model.optimizer.init_args.lr=1e6",
+                "--trainer.gradient_clip_val=null",
+                f"--diagnostics.enabled={diagnostics}",
+            )
+        )
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "error: training diverged at step" in err and "(base 1e+06)" in err and "Try a smaller LR" in err

@@ -13,15 +13,27 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 def tiny_args(subcommand: str, data_dir: Path, *extra: str, config: str = MLP_CONFIG) -> list[str]:
     """A small, quick run of ``subcommand`` on the tiny MNIST."""
     return [
-        subcommand, "--config", config, f"--data.data_dir={data_dir}", "--data.val_size=200",
-        "--data.batch_size=64", "--trainer.log_every_n_steps=5", *QUIET, *extra,
-    ]  # fmt: skip
+        subcommand,
+        "--config",
+        config,
+        f"--data.data_dir={data_dir}",
+        "--data.val_size=200",
+        "--data.batch_size=64",
+        "--trainer.log_every_n_steps=5",
+        *QUIET,
+        *extra,
+    ]
 
 
 def tiny_cnn(data_dir: Path, *extra: str) -> list[str]:
     """A two-block CNN (leaky ReLU, batch norm) fitted for one epoch."""
     return tiny_args(
-        "fit", data_dir, "--trainer.max_epochs=1", "--model.net.init_args.head_width=32",
+        "fit",
+        data_dir,
+        "--trainer.max_epochs=1",
+        "--model.net.init_args.head_width=32",
         "--model.net.init_args.blocks=[{channels: 8, pool: max}, {channels: 8, pool: max}]",
-        "--model.net.init_args.activation=leaky_relu", *extra, config=CNN_CONFIG,
-    )  # fmt: skip
+        "--model.net.init_args.activation=leaky_relu",
+        *extra,
+        config=CNN_CONFIG,
+    )

@@ -102,7 +102,7 @@ class TemplateCLI(LightningCLI):
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else None
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
-        if results:
+        if results and self.trainer.is_global_zero:
             print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best})")
 
     def after_predict(self) -> None:
