@@ -99,3 +99,10 @@ lint: ## ruff
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
+
+## `make bench`: the template against a hand-written loop (scripts/bench.py)
+BENCH_ARGS ?=#      further bench arguments, e.g. BENCH_ARGS='--quick' or '--models mlp --threads 1'
+
+.PHONY: bench
+bench: ## Per-epoch time: hand loop, Lightning floor, template lean/default, torchvision -> reports/bench.{json,md}
+	$(PY) scripts/bench.py $(call opt,--data-dir,$(DATA_DIR)) $(BENCH_ARGS)
