@@ -122,3 +122,10 @@ rename: ## Rename the package, its imports, configs and docs: make rename NAME=<
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
+
+## `make bench`: the template against a hand-written loop (scripts/bench.py)
+BENCH_ARGS ?=#      further bench arguments, e.g. BENCH_ARGS='--quick' or '--models mlp --threads 1'
+
+.PHONY: bench
+bench: ## Per-epoch time: hand loop, Lightning floor, template lean/default, torchvision -> reports/bench.{json,md}
+	$(PY) scripts/bench.py $(call opt,--data-dir,$(DATA_DIR)) $(BENCH_ARGS)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+
 from tiny_cli import tiny_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]

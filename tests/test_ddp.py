@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+
 from tiny_cli import tiny_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -28,7 +29,7 @@ def test_ddp_on_two_cpu_processes_makes_one_complete_run(fake_mnist: Path, tmp_p
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sync_dist" not in result.stderr, "epoch metrics must be reduced across processes"
-    assert result.stdout.count("test/acc = ") == 1
+    assert result.stdout.count("test/acc = ") == 1, result.stdout[-3000:]
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert len(runs) == 1, "both processes must log into one run"
@@ -39,5 +40,9 @@ def test_ddp_on_two_cpu_processes_makes_one_complete_run(fake_mnist: Path, tmp_p
     figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
     assert sorted(figures) == ["figures/confusion_matrix.png", "figures/misclassified.png"]
     mlflow.set_tracking_uri(uri)
-    models = mlflow.search_logged_models(filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list")
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
     assert len(models) == 1

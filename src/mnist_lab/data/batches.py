@@ -81,6 +81,11 @@ class TensorBatchLoader:
             start = 0  # the saved position belongs to another epoch
         self._resume_at = None
         self._epoch, self._consumed = epoch, start
+        if not self.shuffle and self.world_size == 1:  # evaluation: contiguous views, no gather, no copy
+            for first in range(start * self.batch_size, len(self.labels), self.batch_size):
+                self._consumed += 1
+                yield self.images[first : first + self.batch_size], self.labels[first : first + self.batch_size]
+            return
         order = self.order(epoch).to(self.labels.device)
         for first in range(start * self.batch_size, len(order), self.batch_size):
             idx = order[first : first + self.batch_size]

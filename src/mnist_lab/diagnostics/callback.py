@@ -4,11 +4,17 @@ Metric names (``<i>``: depth index, 0 = first hidden layer, last = output layer)
 ``diag/grad_norm/<i>``, ``diag/saturation/<i>`` (sigmoid/tanh family only), ``diag/dead_frac/<i>``,
 ``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and the mode gap
 ``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
+
+Cost (README, "Performance"): gradient norms are cheap and measured every ``every_n_steps``; the
+probe measurements (three forward passes over the probe batch) every ``probe_every_n_steps``.
+The values are buffered with their steps and written in one batch per epoch (and at the end or
+on a crash), so the store is not written to between two steps Lightning itself logs.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import lightning as L
 import torch
@@ -26,15 +32,27 @@ class DiagnosticsCallback(L.Callback):
 
     Args:
         enabled: switch all diagnostics off with ``--diagnostics.enabled=false``.
-        every_n_steps: how often to measure (step 0, at init, is always measured).
+        every_n_steps: how often to measure gradient norms (step 0, at init, is always measured).
         probe_size: examples in the fixed validation batch the activation statistics use.
+        probe_every_n_steps: how often to measure the activation statistics and the mode gap on
+            the probe batch (default: 4 x ``every_n_steps``; rounded up to a multiple of it).
         figures: log the gradient-norm-by-depth and activation-histogram figures at the end of fit.
     """
 
-    def __init__(self, enabled: bool = True, every_n_steps: int = 50, probe_size: int = 512, figures: bool = True):
+    def __init__(
+        self,
+        enabled: bool = True,
+        every_n_steps: int = 50,
+        probe_size: int = 512,
+        figures: bool = True,
+        probe_every_n_steps: int | None = None,
+    ):
         self.enabled = enabled
         self.every_n_steps = max(1, every_n_steps)
+        probe_every = probe_every_n_steps or 4 * self.every_n_steps
+        self.probe_every_n_steps = -(-max(1, probe_every) // self.every_n_steps) * self.every_n_steps
         self.probe_size = probe_size
+        self._pending: list[tuple[int, dict[str, float]]] = []
         self.figures = figures
         self.probe: tuple[Tensor, Tensor] | None = None
         self.epoch_grad_norms: dict[int, list[float]] = {}
@@ -64,18 +82,33 @@ class DiagnosticsCallback(L.Callback):
             torch.cat(ys)[: self.probe_size].to(pl_module.device),
         )
 
-    def _log(self, trainer: L.Trainer, metrics: dict[str, float]) -> None:
+    def _flush(self, trainer: L.Trainer) -> None:
+        """Write the buffered measurements, each at its own step: one batch per MLflow logger."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "log_batch") and hasattr(logger, "run_id"):
+                from mlflow.entities import Metric
+
+                now = int(time.time() * 1000)
+                batch = [Metric(k, v, now, step) for step, metrics in pending for k, v in metrics.items()]
+                for start in range(0, len(batch), 1000):  # MLflow's limit per call
+                    experiment.log_batch(logger.run_id, metrics=batch[start : start + 1000])
+            else:
+                for step, metrics in pending:
+                    logger.log_metrics(metrics, step=step)
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._active(pl_module) or trainer.global_step % self.every_n_steps:
             return
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
-        if self.probe is not None:
+        if self.probe is not None and trainer.global_step % self.probe_every_n_steps == 0:
             metrics.update(self.measure(pl_module))
-        self._log(trainer, metrics)
+        if trainer.loggers:
+            self._pending.append((trainer.global_step, metrics))
 
     def measure(self, pl_module: L.LightningModule) -> dict[str, float]:
         """Activation statistics and the mode gap on the probe batch."""
@@ -107,8 +140,13 @@ class DiagnosticsCallback(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._active(pl_module) and self._last_grads:
             self.epoch_grad_norms[trainer.current_epoch] = list(self._last_grads)
+        self._flush(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._flush(trainer)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush(trainer)  # a run stopped mid-epoch (max_steps) still writes what it measured
         if not (self._active(pl_module) and self.figures) or trainer.global_rank != 0:
             return
         if self.probe is not None:

@@ -2,10 +2,16 @@
 
 The network arrives fully built (``net``), so this file knows nothing about activations, inits
 or layer shapes. Lightning's loops switch ``train()``/``eval()``; nothing here overrides that.
+
+The training step is the hot path, so it does as little per step as it can (README, "Performance"):
+epoch metrics are only *updated* every step (no per-step ``compute()``), the per-step values
+``train/loss`` and ``train/acc`` are computed and logged on the steps the logger writes
+(every ``trainer.log_every_n_steps``), and gradient clipping skips its no-op rescale on the CPU.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -25,6 +31,8 @@ from mnist_lab.models.net_config import build, describe
 
 Batch = tuple[Tensor, Tensor]
 
+log = logging.getLogger(__name__)
+
 
 class MNISTClassifier(L.LightningModule):
     """Classifies with cross-entropy on logits (``F.cross_entropy`` applies log-softmax itself).
@@ -39,6 +47,9 @@ class MNISTClassifier(L.LightningModule):
         scheduler: a callable ``optimizer -> LRScheduler`` or None. One with ``set_horizon``
             (:class:`~mnist_lab.models.schedules.CosineDecay`) is told the run's length.
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+        compile: run the network through ``torch.compile`` (GPU only; ignored, with a log line, on CPU).
+        channels_last: keep the network's weights and inputs in ``channels_last`` memory format, the
+            fast layout for convolutions on a GPU (GPU only; ignored on CPU).
     """
 
     def __init__(
@@ -48,6 +59,8 @@ class MNISTClassifier(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
         num_classes: int = 10,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(net, Mapping):  # rebuilt from a checkpoint's description
@@ -59,7 +72,9 @@ class MNISTClassifier(L.LightningModule):
         self._describe_network()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=num_classes, average="micro")})
+        # Predictions are argmaxes and labels come checked from the data, so skip per-update validation.
+        accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False)
+        metrics = MetricCollection({"acc": accuracy})
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -68,6 +83,22 @@ class MNISTClassifier(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.test_confusion_matrix: Tensor | None = None  # the last test's, summed over all processes
         self.example_input_array = torch.zeros(2, 1, 28, 28)
+        self.compile_net, self.channels_last = compile, channels_last
+        self._compiled_net: nn.Module | None = None
+
+    def setup(self, stage: str) -> None:
+        """GPU-only speed options; the weights keep their names, so checkpoints load either way."""
+        if not (self.compile_net or self.channels_last) or self._trainer is None:
+            return
+        if self.trainer.strategy.root_device.type != "cuda":
+            device = self.trainer.strategy.root_device
+            log.info("compile and channels_last speed up GPU runs only; ignored on %s", device)
+            return
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_net and self._compiled_net is None:
+            # Kept out of the module tree (no ``_orig_mod.`` keys, ``net`` stays a picklable nn.Module).
+            self.__dict__["_compiled_net"] = torch.compile(self.net)
 
     def _describe_network(self) -> None:
         """Keep plain data only in ``hparams``: the network's description, never the module itself.
@@ -92,7 +123,10 @@ class MNISTClassifier(L.LightningModule):
                 self.hparams.pop(key)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        if self.channels_last and x.dim() == 4 and x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        net = self._compiled_net if self._compiled_net is not None else self.net
+        return net(x)
 
     def _step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         x, y = batch
@@ -111,12 +145,18 @@ class MNISTClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds, y = self._step(batch)
-        if not torch.isfinite(loss):  # stop before backward: the weights stay the last good ones
+        # A NaN/inf loss stops the run before backward, so the weights stay the last good ones. On the CPU
+        # the check is free; on a GPU it would synchronise every step, so it runs on the logged steps.
+        if (loss.device.type == "cpu" or self._logs_this_step()) and not torch.isfinite(loss):
             raise DivergenceError(self._divergence_message(loss))
-        self.train_loss(loss)
-        step_metrics = self.train_metrics(preds, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log_dict(step_metrics, on_step=True, on_epoch=False, prog_bar=True)
+        # Every step: accumulate the epoch figures (update only; compute() runs once per epoch).
+        self.train_loss.update(loss.detach())
+        self.train_metrics.update(preds, y)
+        if self._logs_this_step():
+            # The step values, on the steps the logger records (and the progress bar shows them).
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+            acc = (preds == y).float().mean()
+            self.log("train/acc", acc, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _divergence_message(self, loss: Tensor) -> str:
@@ -132,34 +172,61 @@ class MNISTClassifier(L.LightningModule):
             f"(--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; {where}"
         )
 
+    def _logs_this_step(self) -> bool:
+        """True on the steps Lightning writes step metrics to the logger (every ``log_every_n_steps``)."""
+        if self._trainer is None:
+            return True
+        every = self.trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.should_stop)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip by norm as Lightning does, but skip the rescale by 1.0 when the norm is under the limit.
+
+        On the CPU reading the norm costs nothing, and the rescale of every gradient is most of
+        ``clip_grad_norm_``'s time; on a GPU reading it would synchronise, so Lightning's path runs.
+        """
+        if not gradient_clip_val or gradient_clip_algorithm not in (None, "norm"):
+            return self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params or params[0].device.type != "cpu":
+            return self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        total = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if not total <= gradient_clip_val:  # also rescales (to nan) when the norm is not finite, like torch
+            torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, total)
+        return None
+
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss_epoch", self.train_loss.compute())
-        self.log("train/acc_epoch", self.train_metrics["acc"].compute())
-        self.train_loss.reset()
-        self.train_metrics.reset()
+        # Metric objects: Lightning computes them (reduced across processes) and resets them.
+        self.log("train/loss_epoch", self.train_loss)
+        self.log("train/acc_epoch", self.train_metrics["acc"])
 
     def _evaluate(self, batch: Batch, loss_metric: MeanMetric, metrics: MetricCollection) -> tuple[Tensor, Tensor]:
-        loss, preds, y = self._step(batch)
-        loss_metric.update(loss)
-        metrics.update(preds, y)
+        # Lightning validates inside fit under no_grad only; inference mode also skips autograd's bookkeeping.
+        with torch.inference_mode():
+            loss, preds, y = self._step(batch)
+            loss_metric.update(loss)
+            metrics.update(preds, y)
         return preds, y
 
-    def _log_epoch(self, prefix: str, loss_metric: MeanMetric, metrics: MetricCollection) -> dict[str, Tensor]:
-        """Log ``<prefix>/loss`` and the collection for the epoch, then reset both."""
-        values = metrics.compute()
-        self.log(f"{prefix}/loss", loss_metric.compute(), prog_bar=True)
-        self.log_dict(values, prog_bar=True)
-        loss_metric.reset()
-        metrics.reset()
-        return values
+    def _log_epoch(self, prefix: str, loss_metric: MeanMetric, metrics: MetricCollection) -> Tensor:
+        """Log ``<prefix>/loss`` and the collection as metric objects; return the (synced) accuracy."""
+        accuracy = metrics["acc"].compute()  # cached: Lightning's own compute() reuses it
+        self.log(f"{prefix}/loss", loss_metric, prog_bar=True)
+        self.log_dict(metrics, prog_bar=True)
+        return accuracy
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        values = self._log_epoch("val", self.val_loss, self.val_metrics)
-        self.val_acc_best(values["val/acc"])
-        self.log("val/acc_best", self.val_acc_best.compute())
+        self.val_acc_best(self._log_epoch("val", self.val_loss, self.val_metrics))
+        # the same value on every process already; sync_dist only tells Lightning so
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
         preds, y = self._evaluate(batch, self.test_loss, self.test_metrics)

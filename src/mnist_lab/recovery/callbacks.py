@@ -1,8 +1,8 @@
 """Callbacks that make a run stop cleanly and resume exactly.
 
 - :class:`StopOnSignal` turns a SIGINT/SIGTERM into a stop at the end of the current batch.
-- :class:`InterruptCheckpoint` is Lightning's ``OnExceptionCheckpoint``, writing ``last.ckpt``
-  beside ``ModelCheckpoint``'s files, for such stops only (never after an error or a divergence,
+- :class:`InterruptCheckpoint` writes ``last.ckpt`` beside ``ModelCheckpoint``'s files, for such
+  stops only (never after an error or a divergence,
   which would overwrite the last good checkpoint with bad weights).
 - :class:`BestAndLastCheckpoint` is ``ModelCheckpoint`` whose ``last.ckpt`` follows every
   validation (Lightning 2.6 rewrites it only when a new best is saved, so it can lag epochs behind).
@@ -20,7 +20,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lab.errors import TrainingInterrupted
@@ -59,21 +59,27 @@ def is_clean_stop(exception: BaseException) -> bool:
     return isinstance(exception, SIGTERMException)
 
 
-class InterruptCheckpoint(OnExceptionCheckpoint):
-    """Write ``last.ckpt`` into ``ModelCheckpoint``'s folder when a signal stops training."""
+class InterruptCheckpoint(L.Callback):
+    """Write ``last.ckpt`` into ``ModelCheckpoint``'s folder when a signal stops training.
+
+    Not Lightning's ``OnExceptionCheckpoint``: with one of those present, Lightning turns every
+    ``fit()`` without a checkpoint into ``fit(ckpt_path="last")``, so a new run would silently resume
+    whatever ``last.ckpt`` its folder holds. Resuming here is always asked for (``RESUME=``).
+    """
 
     def __init__(self, filename: str = "last") -> None:
-        super().__init__(dirpath=".", filename=filename)
+        self.filename = filename
+        self.ckpt_path: str | None = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not (is_clean_stop(exception) and trainer.state.fn == "fit"):
             return
         checkpoint = trainer.checkpoint_callback
         folder = getattr(checkpoint, "dirpath", None) or Path(trainer.default_root_dir) / "checkpoints"
-        self.dirpath = str(folder)
+        self.ckpt_path = str(Path(folder) / f"{self.filename}.ckpt")
         if isinstance(checkpoint, ModelCheckpoint):  # before saving: it is part of the saved state
             checkpoint.last_model_path = self.ckpt_path  # resumed runs overwrite it; the logger uploads it
-        super().on_exception(trainer, pl_module, exception)
+        trainer.save_checkpoint(self.ckpt_path)
         if trainer.is_global_zero:
             print(f"saved {self.ckpt_path}", flush=True)
 

@@ -69,7 +69,7 @@ class MLflowRunCallback(L.Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("time/epoch_s", time.perf_counter() - self._epoch_start)
+        pl_module.log("time/epoch_s", time.perf_counter() - self._epoch_start, sync_dist=True)  # mean over ranks
 
     # ---- test figures and model -------------------------------------------------------------
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
