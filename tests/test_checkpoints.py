@@ -72,6 +72,8 @@ def test_run_params_hold_the_activations_effective_arguments(cnn_run) -> None:
     params = MlflowClient(uri).get_run(run_id).data.params
     assert params["model.net.activation"] == "leaky_relu"
     assert params["model.net.activation_args.negative_slope"] == "0.01"
+    assert params["model.net.weight_init_args.mode"] == "fan_in"  # kaiming_normal's default
+    assert "model.net.activation_args" not in params  # the config's `None` is replaced, not kept beside
 
 
 @pytest.mark.slow
@@ -84,9 +86,11 @@ def test_predict_with_an_mlp_config_uses_the_checkpoints_cnn(
     cli = main(tiny_args("predict", fake_mnist, f"--ckpt_path={best}", config=MLP_CONFIG))
     assert isinstance(cli.model.net, CNN)
     rows = (workdir / "outputs" / "predictions.csv").read_text().splitlines()[1:]
-    probs = np.array([[float(v) for v in row.split(",")[2:]] for row in rows])
+    probs = np.array([[float(v) for v in row.split(",")[4:]] for row in rows])
     expected = MNISTClassifier.load_from_checkpoint(best).eval()
-    images = cli.datamodule._splits["test"].images
+    images, labels = cli.datamodule._splits["test"].images, cli.datamodule._splits["test"].labels
+    assert [int(row.split(",")[1]) for row in rows] == labels.tolist()  # target
+    assert [int(row.split(",")[2]) for row in rows] == probs.argmax(1).tolist()  # predicted
     with torch.no_grad():
         np.testing.assert_allclose(probs, expected(images).softmax(1).numpy(), atol=2e-6)
 

@@ -158,7 +158,7 @@ def test_runs_in_one_store_and_the_other_subcommands(
     for subcommand in ("validate", "test", "predict"):
         main([subcommand, *common])
     predictions = Path("outputs/predictions.csv").read_text().splitlines()
-    assert predictions[0].startswith("index,label,p0") and len(predictions) == 1 + 300
+    assert predictions[0].startswith("index,target,predicted,probability,p0") and len(predictions) == 1 + 300
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert sorted(r.data.tags["subcommand"] for r in runs) == ["fit", "fit", "predict", "test", "validate"]

@@ -11,10 +11,8 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.callbacks.progress import ProgressBar
@@ -30,7 +28,8 @@ from mnist_lab.diagnostics import DiagnosticsCallback
 from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
 from mnist_lab.models.mnist_module import MNISTClassifier
 from mnist_lab.recovery import InterruptCheckpoint, RNGState, StopOnSignal, stop_signals
-from mnist_lab.tracking import MLflowRunCallback, run_logger
+from mnist_lab.tracking import MLflowRunCallback
+from mnist_lab.tracking.predictions import PredictionsCSV
 from mnist_lab.tracking.run_info import run_name
 
 
@@ -69,7 +68,8 @@ class TemplateCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Add the recovery callbacks, and Rich's progress bar unless progress bars are switched off."""
         config = self._get(self.config_init, "trainer", default={})
-        callbacks = list(config.get("callbacks") or []) + [StopOnSignal(), RNGState(), InterruptCheckpoint()]
+        callbacks = list(config.get("callbacks") or [])
+        callbacks += [StopOnSignal(), RNGState(), InterruptCheckpoint(), PredictionsCSV()]
         if config.get("logger") is False:  # nothing to log the learning rate to (Lightning would refuse)
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         wants_bar = config.get("enable_progress_bar") is not False
@@ -104,22 +104,6 @@ class TemplateCLI(LightningCLI):
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         if results and self.trainer.is_global_zero:
             print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best})")
-
-    def after_predict(self) -> None:
-        """Write the test-set predictions as CSV (index, label, probability per class), and log it to the run."""
-        batches = self.trainer.predict_loop.predictions
-        if not batches or not self.trainer.is_global_zero:
-            return
-        probs = torch.cat([b.cpu() for b in batches])
-        out = Path(self.trainer.default_root_dir) / "predictions.csv"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        header = "index,label," + ",".join(f"p{k}" for k in range(probs.shape[1]))
-        rows = (f"{i},{int(p.argmax())}," + ",".join(f"{v:.6f}" for v in p.tolist()) for i, p in enumerate(probs))
-        out.write_text("\n".join([header, *rows]) + "\n")
-        logger = run_logger(self.trainer)
-        if logger is not None:
-            logger.experiment.log_artifact(logger.run_id, str(out))
-        print(f"wrote {len(probs)} predictions to {out}")
 
 
 def _template_cause(err: BaseException) -> TemplateError | None:

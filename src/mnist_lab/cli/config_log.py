@@ -14,15 +14,20 @@ from mnist_lab.tracking.run_info import flatten_config
 
 
 def effective_net_params(pl_module: L.LightningModule) -> dict[str, Any]:
-    """The activation's real arguments (``negative_slope=0.01`` when left at its default)."""
+    """The activation's and the init's real arguments (``negative_slope=0.01`` when left at its default)."""
     from mnist_lab.models.components.activations import effective_args
+    from mnist_lab.models.components.init import effective_init_args
 
     net = getattr(pl_module, "hparams", {}).get("net") or {}
     args = net.get("init_args") or {}
-    if "activation" not in args:
-        return {}
-    resolved = effective_args(args["activation"], args.get("activation_args"))
-    return {f"model.net.activation_args.{k}": v for k, v in resolved.items()}
+    params: dict[str, Any] = {}
+    if "activation" in args:
+        resolved = effective_args(args["activation"], args.get("activation_args"))
+        params.update({f"model.net.activation_args.{k}": v for k, v in resolved.items()})
+    if "weight_init" in args:
+        resolved = effective_init_args(args["weight_init"], args.get("weight_init_args"))
+        params.update({f"model.net.weight_init_args.{k}": v for k, v in resolved.items()})
+    return params
 
 
 class LogConfigToRun(SaveConfigCallback):
@@ -39,8 +44,12 @@ class LogConfigToRun(SaveConfigCallback):
         text = self.parser.dump(self.config, skip_none=False)
         logger.experiment.log_text(logger.run_id, text, "config.yaml")
         params = flatten_config(yaml.safe_load(text))
-        params = {k: v for k, v in params.items() if not k.startswith("model.net.activation_args")}
-        params.update(effective_net_params(pl_module))
+        effective = effective_net_params(pl_module)  # the real values where the config says `None`
+        replaced = tuple({key.rsplit(".", 1)[0] for key in effective})
+        params = {
+            k: v for k, v in params.items() if not (k in replaced or k.startswith(tuple(r + "." for r in replaced)))
+        }
+        params.update(effective)
         logger.log_hyperparams(params)
         subcommand = trainer.state.fn.value if trainer.state.fn else stage
         logger.experiment.set_tag(logger.run_id, "subcommand", str(subcommand))

@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor
 
@@ -55,12 +56,9 @@ class MLflowRunCallback(L.Callback):
         files = sorted(raw_dir.glob("*-ubyte")) if raw_dir is not None and raw_dir.is_dir() else []
         for key, value in run_tags("MNIST", files).items():
             logger.experiment.set_tag(logger.run_id, key, value)
-        params = list(pl_module.parameters())
+        summary = ModelSummary(pl_module, max_depth=0)  # Lightning's own count, as its summary table shows
         logger.log_hyperparams(
-            {
-                "params/total": sum(p.numel() for p in params),
-                "params/trainable": sum(p.numel() for p in params if p.requires_grad),
-            }
+            {"params/total": summary.total_parameters, "params/trainable": summary.trainable_parameters}
         )
         self._tagged_run = logger.run_id
 

@@ -12,19 +12,23 @@ import mnist_lab
 
 
 def git_state(cwd: Path | None = None) -> dict[str, str]:
-    """``git.commit`` and ``git.dirty`` for the checkout, or ``unknown`` outside one."""
+    """``git.dirty``: whether tracked files differ from the commit (``unknown`` outside a checkout).
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-
+    The commit itself is MLflow's own tag, ``mlflow.source.git.commit``, set when the run starts.
+    """
+    cwd = cwd or Path(mnist_lab.__file__).parent  # the code's checkout, wherever the run is started
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
-    return {"git.commit": commit, "git.dirty": str(dirty).lower()}
+        return {"git.dirty": "unknown"}
+    return {"git.dirty": str(bool(status)).lower()}
 
 
 def files_digest(paths: list[Path]) -> str:

@@ -113,3 +113,9 @@ def init_layer(
     INITS[scheme](weight, nonlinearity, param, **dict(args or {}))
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)
+
+
+def effective_init_args(name: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every argument the scheme runs with: its defaults (``std=0.01``), overridden by ``args``."""
+    params = list(inspect.signature(get_init(name)).parameters.values())[3:]
+    return {**{p.name: p.default for p in params}, **dict(args or {})}
