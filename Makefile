@@ -19,7 +19,8 @@ BATCH      ?=#                training batch size
 SEED       ?=#                seed for everything
 DEPTH      ?=#                MLP hidden layers
 WIDTH      ?=#                MLP hidden units per layer
-DATA_DIR   ?= data/#          torchvision root holding MNIST/raw
+DATASET    ?=#                mnist (default) | fashion_mnist | kmnist: files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw
+DATA_DIR   ?= data/#          torchvision root holding MNIST/raw (FashionMNIST/raw, KMNIST/raw)
 DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>
@@ -52,6 +53,7 @@ TRAIN_ARGS = --config $(CONFIG) \
 	$(call opt,--data.batch_size,$(BATCH)) \
 	$(call opt,--seed_everything,$(SEED)) \
 	$(call opt,--data.data_dir,$(DATA_DIR)) \
+	$(call opt,--data.dataset,$(DATASET)) \
 	$(call opt,--diagnostics.enabled,$(DIAG)) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(call opt,--ckpt_path,$(RESUME)) \
@@ -79,6 +81,9 @@ train: check-model ## Fit on MNIST, then test the best checkpoint (one MLflow ru
 
 fit-only: check-model ## Fit without the final test
 	$(PY) -m mnist_lab fit $(TRAIN_ARGS) --run_test=false
+
+fashion-data: ## Fashion-MNIST into DATA_DIR/FashionMNIST/raw from Debian's package (no internet needed)
+	scripts/get_fashion_mnist.sh "$(DATA_DIR)"
 
 ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \

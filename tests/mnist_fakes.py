@@ -24,10 +24,11 @@ def class_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return images
 
 
-def write_fake_mnist(root: Path, n_train: int = 1200, n_test: int = 300, seed: int = 0) -> Path:
-    """Write the four MNIST files under ``root/MNIST/raw``; return ``root`` (a torchvision root)."""
+def write_fake_mnist(root: Path, n_train: int = 1200, n_test: int = 300, seed: int = 0, folder: str = "MNIST") -> Path:
+    """Write the four IDX files under ``root/<folder>/raw`` (``FashionMNIST``, ``KMNIST`` share the
+    format and the file names); return ``root`` (a torchvision root)."""
     rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
+    raw = root / folder / "raw"
     for split, n in (("train", n_train), ("t10k", n_test)):
         labels = np.arange(n) % 10
         rng.shuffle(labels)

@@ -1,4 +1,4 @@
-"""MNIST as a LightningDataModule that keeps the whole dataset in tensors.
+"""MNIST, Fashion-MNIST and KMNIST as a LightningDataModule that keeps the whole dataset in tensors.
 
 The IDX files are decoded once (by torchvision) into uint8 tensors, normalised once into a float
 tensor, and batches are cut by index. That avoids the per-sample PIL -> ToTensor -> collate path,
@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from mnist_lab.data.augment import random_affine
 from mnist_lab.data.batches import TensorBatchLoader
+from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.idx import MNIST_FILES, check_mnist_raw, missing_files
 from mnist_lab.errors import ConfigError, DataError
 
@@ -48,16 +49,21 @@ class TensorBatches(Dataset):
         return TensorBatches(self.images.to(device), self.labels.to(device))
 
 
-def normalise(images: Tensor) -> Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) with MNIST's mean and std."""
-    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1).contiguous()
+def normalise(images: Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) with the dataset's mean and std (MNIST's by default)."""
+    return ((images.float() / 255.0 - mean) / std).unsqueeze(1).contiguous()
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """MNIST from ``data_dir`` (a torchvision root: ``<data_dir>/MNIST/raw/*-ubyte``).
+    """A dataset of the MNIST family from ``data_dir`` (a torchvision root: ``<data_dir>/<Class>/raw/*-ubyte``).
+
+    ``num_classes``, ``image_shape`` and ``class_names`` tell the model and the callbacks what the
+    data is (the CLI links them into the model), so nothing outside this layer assumes MNIST.
 
     Args:
         data_dir: torchvision root; download is tried only when files are absent.
+        dataset: a name from :data:`~mnist_lab.data.datasets.DATASETS` (``mnist``, ``fashion_mnist``,
+            ``kmnist``): its files live in ``<data_dir>/MNIST``, ``FashionMNIST``, ``KMNIST``.
         batch_size: training batch size; ``eval_batch_size`` for validation, test and predict.
         val_size: images held out of the 60,000 for validation, by a ``split_seed`` permutation.
         augment: small random affine on training batches (rotation, shift, zoom), batched.
@@ -71,6 +77,7 @@ class MNISTDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data/",
+        dataset: str = "mnist",
         batch_size: int = 128,
         eval_batch_size: int = 1000,
         val_size: int = 5000,
@@ -87,6 +94,7 @@ class MNISTDataModule(L.LightningDataModule):
             raise ConfigError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
         if val_size <= 0:
             raise ConfigError(f"val_size must be positive, got {val_size}")
+        self.spec = get_dataset(dataset)
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
         self._splits: dict[str, TensorBatches] = {}
@@ -95,7 +103,26 @@ class MNISTDataModule(L.LightningDataModule):
 
     @property
     def raw_dir(self) -> Path:
-        return self.data_dir / "MNIST" / "raw"
+        return self.data_dir / self.spec.torchvision_class / "raw"
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.spec.image_shape
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.spec.class_names)
+
+    def _torchvision(self, train: bool, download: bool) -> Any:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.spec.torchvision_class)(
+            str(self.data_dir), train=train, download=download
+        )
 
     def prepare_data(self) -> None:
         """Download only when files are absent; then check every file's header and length."""
@@ -104,11 +131,10 @@ class MNISTDataModule(L.LightningDataModule):
         check_mnist_raw(self.raw_dir)
 
     def _download(self) -> None:
-        from torchvision.datasets import MNIST
-
+        name = self.spec.torchvision_class
         expected = "\n  ".join(str(self.raw_dir / stem) for stem in MNIST_FILES)
         hint = (
-            f"MNIST is missing from {self.data_dir}. Expected these files:\n  {expected}\n"
+            f"{name} is missing from {self.data_dir}. Expected these files:\n  {expected}\n"
             "Copy them there (uncompressed IDX files), or set DATA_DIR / --data.data_dir to a folder "
             "that has them, or allow the download with internet access."
         )
@@ -116,8 +142,8 @@ class MNISTDataModule(L.LightningDataModule):
             raise DataError(hint)
         created = [p for p in (self.data_dir, self.raw_dir.parent, self.raw_dir) if not p.exists()]
         try:
-            MNIST(str(self.data_dir), train=True, download=True)
-            MNIST(str(self.data_dir), train=False, download=True)
+            self._torchvision(train=True, download=True)
+            self._torchvision(train=False, download=True)
         except Exception as err:  # noqa: BLE001 - any network failure means the same to the user
             for folder in reversed(created):  # leave nothing half-written behind
                 if folder.is_dir() and not any(folder.iterdir()):
@@ -125,10 +151,8 @@ class MNISTDataModule(L.LightningDataModule):
             raise DataError(f"{hint}\nThe download failed: {type(err).__name__}: {err}") from None
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
-        from torchvision.datasets import MNIST
-
-        ds = MNIST(str(self.data_dir), train=train, download=False)
-        return normalise(ds.data), ds.targets.long()
+        ds = self._torchvision(train=train, download=False)
+        return normalise(ds.data, self.spec.mean, self.spec.std), ds.targets.long()
 
     def setup(self, stage: str | None = None) -> None:
         """Decode once into tensors; later calls (fit then test) reuse what is there."""
@@ -212,7 +236,7 @@ class MNISTDataModule(L.LightningDataModule):
         is_pair = isinstance(batch, (tuple, list)) and len(batch) == 2
         if is_pair and self.hparams.augment and self.trainer is not None and self.trainer.training:
             x, y = batch
-            background = -MNIST_MEAN / MNIST_STD
+            background = -self.spec.mean / self.spec.std
             x = random_affine(
                 x,
                 degrees=self.hparams.augment_degrees,

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from mnist_lab.errors import TrainingInterrupted
 from mnist_lab.recovery.checkpoints import CHECKPOINT_DIR_TAG, CHECKPOINT_RUN_KEY
+from mnist_lab.tracking.dataset_input import dataset_input
 from mnist_lab.tracking.logger import RunLogger
 from mnist_lab.tracking.model_uri import MODEL_NAME
 from mnist_lab.tracking.plots import confusion_figure, misclassified_figure
@@ -52,10 +53,11 @@ class MLflowRunCallback(L.Callback):
         logger = run_logger(trainer)
         if logger is None or self._tagged_run == logger.run_id:  # fit then test: tag once
             return
-        raw_dir: Path | None = getattr(trainer.datamodule, "raw_dir", None)
-        files = sorted(raw_dir.glob("*-ubyte")) if raw_dir is not None and raw_dir.is_dir() else []
-        for key, value in run_tags("MNIST", files).items():
+        for key, value in run_tags().items():
             logger.experiment.set_tag(logger.run_id, key, value)
+        recorded = dataset_input(trainer.datamodule)  # MLflow's dataset tracking: source, digest, schema
+        if recorded is not None:
+            logger.experiment.log_inputs(logger.run_id, datasets=[recorded])
         summary = ModelSummary(pl_module, max_depth=0)  # Lightning's own count, as its summary table shows
         logger.log_hyperparams(
             {"params/total": summary.total_parameters, "params/trainable": summary.trainable_parameters}
@@ -89,17 +91,18 @@ class MLflowRunCallback(L.Callback):
         logger = run_logger(trainer)
         if logger is None:
             return
+        class_names = getattr(trainer.datamodule, "class_names", None)
         confusion = getattr(pl_module, "test_confusion", None)
         matrix = getattr(pl_module, "test_confusion_matrix", None)
         if confusion is not None and matrix is not None:
-            figure = confusion_figure(confusion, matrix)
+            figure = confusion_figure(confusion, matrix, class_names)
             logger.experiment.log_figure(logger.run_id, figure, "figures/confusion_matrix.png")
         if self._wrong:
             images, true, pred = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
-            fig = misclassified_figure(images, true, pred)
+            fig = misclassified_figure(images, true, pred, class_names=class_names)
             logger.experiment.log_figure(logger.run_id, fig, "figures/misclassified.png")
         if self.log_model:
-            log_pytorch_model(logger, pl_module)
+            log_pytorch_model(logger, pl_module, trainer.datamodule)
 
     # ---- resuming ---------------------------------------------------------------------------
     @rank_zero_only
@@ -132,8 +135,9 @@ class MLflowRunCallback(L.Callback):
         logger.experiment.set_tag(logger.run_id, "error", message)
 
 
-def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule) -> None:
-    """Log the network (logits out) as an MLflow model with an input example and signature."""
+def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule, datamodule: Any = None) -> None:
+    """Log the network (logits out) as an MLflow model: signature and input example of the data's
+    image shape, and the dataset and class names (the meaning of each logit) as metadata."""
     import mlflow
     import mlflow.pytorch
     from mlflow.models import infer_signature
@@ -143,10 +147,13 @@ def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule) -> None:
     net = pl_module.net if hasattr(pl_module, "net") else pl_module
     was_training = net.training
     net.eval()
-    example = torch.zeros(2, 1, 28, 28)
+    example = torch.zeros(2, *getattr(datamodule, "image_shape", (1, 28, 28)))
     with torch.no_grad():
         output = net(example.to(pl_module.device)).cpu().numpy()
     signature = infer_signature(example.numpy(), output)
+    metadata = {"output": "logits"}
+    if datamodule is not None and hasattr(datamodule, "class_names"):
+        metadata.update(dataset=str(datamodule.hparams.get("dataset", "")), class_names=list(datamodule.class_names))
     mlflow.set_tracking_uri(logger._tracking_uri)
     with mlflow.start_run(run_id=logger.run_id):
         mlflow.pytorch.log_model(
@@ -154,6 +161,7 @@ def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule) -> None:
             name=MODEL_NAME,
             input_example=example.numpy(),
             signature=signature,
+            metadata=metadata,
             code_paths=[str(Path(mnist_lab.__file__).parent)],
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
         )

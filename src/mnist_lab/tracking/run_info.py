@@ -42,14 +42,9 @@ def files_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def run_tags(dataset_name: str, dataset_files: list[Path]) -> dict[str, str]:
-    """Tags every run carries: code version, package version, dataset and its hash."""
-    return {
-        **git_state(),
-        "mnist_lab.version": mnist_lab.__version__,
-        "dataset.name": dataset_name,
-        "dataset.sha256": files_digest(dataset_files) if dataset_files else "unknown",
-    }
+def run_tags() -> dict[str, str]:
+    """Tags every run carries beside MLflow's own (``mlflow.source.git.commit``): local changes, package version."""
+    return {**git_state(), "mnist_lab.version": mnist_lab.__version__}
 
 
 def run_name(net_config: Mapping[str, Any]) -> str:
