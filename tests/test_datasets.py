@@ -50,3 +50,27 @@ def test_a_fashion_mnist_run_carries_its_class_names_everywhere(tmp_path: Path, 
     assert (metadata["dataset"], metadata["class_names"]) == ("fashion_mnist", names)
     figures = [a.path for a in client.list_artifacts(run_id, "figures")]
     assert "figures/confusion_matrix.png" in figures
+
+
+class FiveDigits(MNISTDataModule):
+    """Another LightningDataModule: MNIST's digits 0-4 only."""
+
+    num_classes = 5  # type: ignore[assignment]
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        for split, data in self._splits.items():
+            keep = data.labels < 5
+            self._splits[split] = type(data)(data.images[keep], data.labels[keep])
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(k) for k in range(5)]
+
+
+@pytest.mark.slow
+def test_any_datamodule_plugs_in_and_its_classes_reach_the_network(fake_mnist: Path, tracking_uri: str) -> None:
+    cli = main(tiny_args("fit", fake_mnist, "--data=test_datasets.FiveDigits", "--trainer.max_epochs=1"))
+    assert type(cli.datamodule).__name__ == "FiveDigits"
+    assert cli.model.net.output.out_features == 5 and cli.model.hparams.num_classes == 5
+    assert cli.trainer.callback_metrics["test/acc"] > 0.5

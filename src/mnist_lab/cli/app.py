@@ -49,6 +49,14 @@ class TemplateCLI(LightningCLI):
         # Always-present callbacks, tuned with --tracking.* and --diagnostics.* (e.g. --diagnostics.enabled=false).
         parser.add_lightning_class_args(MLflowRunCallback, "tracking")
         parser.add_lightning_class_args(DiagnosticsCallback, "diagnostics")
+        # What the data is flows into the model and its network: no MNIST sizes are assumed outside the data.
+        for source, target in (
+            ("data.num_classes", "model.num_classes"),
+            ("data.image_shape", "model.input_shape"),
+            ("data.num_classes", "model.net.init_args.num_classes"),
+            ("data.image_shape", "model.net.init_args.input_shape"),
+        ):
+            parser.link_arguments(source, target, apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse, then resolve ``--ckpt_path`` (path | last | run id) before Lightning reads it."""
@@ -132,6 +140,7 @@ def main(args: list[str] | dict[str, Any] | None = None) -> TemplateCLI | None:
             return TemplateCLI(
                 MNISTClassifier,
                 MNISTDataModule,
+                subclass_mode_data=True,  # --data takes any LightningDataModule (MNISTDataModule by default)
                 save_config_callback=LogConfigToRun,
                 save_config_kwargs={"overwrite": True},
                 parser_class=ConciseParser,

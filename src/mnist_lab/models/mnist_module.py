@@ -47,6 +47,7 @@ class MNISTClassifier(L.LightningModule):
         scheduler: a callable ``optimizer -> LRScheduler`` or None. One with ``set_horizon``
             (:class:`~mnist_lab.models.schedules.CosineDecay`) is told the run's length.
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+        num_classes, input_shape: what the data is (the CLI links them from the datamodule).
         compile: run the network through ``torch.compile`` (GPU only; ignored, with a log line, on CPU).
         channels_last: keep the network's weights and inputs in ``channels_last`` memory format, the
             fast layout for convolutions on a GPU (GPU only; ignored on CPU).
@@ -59,6 +60,7 @@ class MNISTClassifier(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
         num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -82,7 +84,7 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.test_confusion_matrix: Tensor | None = None  # the last test's, summed over all processes
-        self.example_input_array = torch.zeros(2, 1, 28, 28)
+        self.example_input_array = torch.zeros(2, *input_shape)  # for the summary's sizes and FLOPs
         self.compile_net, self.channels_last = compile, channels_last
         self._compiled_net: nn.Module | None = None
 
