@@ -18,7 +18,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
-from mnist_lab.data.mnist_datamodule import normalise
+from mnist_lab.data.datasets import get_dataset
+from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
 from mnist_lab.errors import ConfigError, DataError
 from mnist_lab.models.mnist_module import MNISTClassifier
 
@@ -52,8 +53,9 @@ def _greyscale(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def load_digit(path: str | Path) -> Tensor:
-    """One image file as a normalised ``(1, 28, 28)`` tensor, light digit on dark like MNIST."""
+def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
+    """One image file as a ``(1, 28, 28)`` tensor, light on dark like MNIST, normalised with the
+    training data's ``mean`` and ``std`` (MNIST's by default)."""
     try:
         with Image.open(path) as opened:
             grey = _greyscale(ImageOps.exif_transpose(opened))
@@ -68,7 +70,7 @@ def load_digit(path: str | Path) -> Tensor:
     small = np.asarray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.uint8)
     if background > 127:  # dark digit on light paper: invert to MNIST's light-on-dark
         small = 255 - small
-    return normalise(torch.from_numpy(small.copy()).unsqueeze(0))[0]
+    return normalise(torch.from_numpy(small.copy()).unsqueeze(0), mean, std)[0]
 
 
 def _checkpoint_artifact(client, run_id: str, tmp: str) -> str | None:
@@ -119,7 +121,10 @@ def _from_run(run_id: str) -> nn.Module:
             return _from_checkpoint(Path(client.download_artifacts(run_id, artifact, tmp)))
     mlflow.set_tracking_uri(uri)
     try:  # logged in eval mode, and (MLflow 3's pt2 format) a graph that refuses .train()/.eval()
-        return mlflow.pytorch.load_model(f"runs:/{run_id}/{MODEL_NAME}", map_location="cpu")
+        model = mlflow.pytorch.load_model(f"runs:/{run_id}/{MODEL_NAME}", map_location="cpu")
+        metadata = mlflow.models.get_model_info(f"runs:/{run_id}/{MODEL_NAME}").metadata or {}
+        model.dataset = metadata.get("dataset") or "mnist"
+        return model
     except (MlflowException, OSError) as err:
         raise ConfigError(f"run {run_id} has neither a checkpoint nor a logged model '{MODEL_NAME}': {err}") from None
 
@@ -127,7 +132,10 @@ def _from_run(run_id: str) -> nn.Module:
 def _from_checkpoint(path: Path) -> nn.Module:
     # The hyperparameters hold the optimiser class, which torch's weights-only unpickler refuses:
     # a checkpoint is code, so load only your own (or ones you trust), as with any pickle.
-    return MNISTClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
+    model = MNISTClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
+    data = torch.load(path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters") or {}
+    model.dataset = data.get("dataset") or "mnist"  # whose statistics the images are normalised with
+    return model
 
 
 def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
@@ -148,8 +156,9 @@ def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
 @torch.no_grad()
 def predict_images(model: nn.Module, paths: Sequence[Path], batch_size: int = 256) -> Tensor:
     """Class probabilities ``(len(paths), num_classes)``, one row per image, in order."""
+    spec = get_dataset(getattr(model, "dataset", "mnist"))
     rows = []
     for start in range(0, len(paths), batch_size):
-        batch = torch.stack([load_digit(p) for p in paths[start : start + batch_size]])
+        batch = torch.stack([load_digit(p, spec.mean, spec.std) for p in paths[start : start + batch_size]])
         rows.append(model(batch).softmax(dim=1))
     return torch.cat(rows)
