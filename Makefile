@@ -40,6 +40,7 @@ REPORT     ?= reports/activation_study.md#  `make compare`: where the report goe
 MODELS := $(basename $(notdir $(wildcard configs/net/*.yaml)))
 PRESETS := $(filter-out defaults,$(basename $(notdir $(wildcard configs/*.yaml))))
 MLP_ONLY := DEPTH WIDTH
+preset_net = $(shell sed -n 's/^\# network: *//p' configs/$(1).yaml)#  a preset's `# network: <model>` line, if any
 MODEL := $(strip $(MODEL))
 CONFIG := configs/net/$(MODEL).yaml
 NET := --model.net.init_args
@@ -80,6 +81,7 @@ install: ## Create .venv and install the project (editable) with its dev extras
 check-model:
 	@$(if $(filter $(MODEL),$(MODELS)),true,echo "error: unknown MODEL '$(MODEL)'; choose one of: $(MODELS)" >&2; exit 2)
 	@$(foreach p,$(PRESET),$(if $(filter $(p),$(PRESETS)),,echo "error: unknown PRESET '$(p)'; choose from: $(PRESETS)" >&2; exit 2;)) true
+	@$(foreach p,$(filter $(PRESETS),$(PRESET)),$(if $(filter-out $(MODEL),$(call preset_net,$(p))),echo "error: PRESET=$(p) is for MODEL=$(call preset_net,$(p)) (MODEL=$(MODEL))" >&2; exit 2;)) true
 	@$(foreach v,$(MLP_ONLY),$(if $(and $(strip $($(v))),$(filter-out mlp,$(MODEL))),echo "error: $(v) applies to MODEL=mlp only (MODEL=$(MODEL))" >&2; exit 2;)) true
 
 train: check-model ## Fit on MNIST, then test the best checkpoint (one MLflow run)

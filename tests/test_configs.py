@@ -4,6 +4,7 @@ every preset trains a few batches; `make train` composes them with its variables
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 NETS = sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.name != "defaults.yaml")
-MADE_FOR = {"speed": "cnn", "study": "mlp"}  # presets of one network (as their headers say); the others fit any
+
+
+def made_for(preset: str) -> str | None:
+    """The network a preset is for (its ``# network: <model>`` line, which `make train` checks), or None: any."""
+    found = re.search(r"^# network: *(\S+)", (CONFIGS / f"{preset}.yaml").read_text(), re.MULTILINE)
+    return found.group(1) if found else None
+
+
+MADE_FOR = {p: made_for(p) for p in PRESETS if made_for(p)}
 
 
 def preset_stacks() -> list[tuple[str, str]]:
@@ -58,7 +67,7 @@ def test_the_bare_cli_resolves_to_the_template_from_any_directory(
 def test_every_file_under_configs_is_checked_here() -> None:
     files = {str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.yaml")}
     assert files == {"defaults"} | {f"net/{n}" for n in NETS} | set(PRESETS)
-    assert set(MADE_FOR) <= set(PRESETS) and set(MADE_FOR.values()) <= set(NETS)
+    assert set(MADE_FOR.values()) <= set(NETS) and MADE_FOR == {"speed": "cnn", "study": "mlp"}
     assert {preset for _, preset in preset_stacks()} == set(PRESETS)
 
 
@@ -163,6 +172,8 @@ def test_make_variables_win_over_presets() -> None:
         (("MODEL=cnn", "DEPTH=3"), "error: DEPTH applies to MODEL=mlp only"),
         (("MODEL=cnn", "WIDTH=64"), "error: WIDTH applies to MODEL=mlp only"),
         (("PRESET=regularised nope",), "error: unknown PRESET 'nope'; choose from: debug regularised speed study"),
+        (("MODEL=cnn", "PRESET=study"), "error: PRESET=study is for MODEL=mlp (MODEL=cnn)"),
+        (("PRESET=debug speed",), "error: PRESET=speed is for MODEL=cnn (MODEL=mlp)"),
     ],
 )
 def test_make_rejects_what_does_not_apply_before_python_starts(args: tuple[str, ...], message: str) -> None:
