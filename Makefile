@@ -6,8 +6,9 @@ PYTHON_SYS ?= python3#     interpreter that creates the venv
 VENV       ?= .venv#       virtual environment folder
 PY         := $(VENV)/bin/python
 
-## Variables for `make train` (each optional; the config's value when unset)
-MODEL      ?= mlp#            mlp | cnn: picks configs/$(MODEL).yaml
+## Variables for `make train` (each optional; configs/defaults.yaml's value when unset)
+MODEL      ?= mlp#            network: configs/net/$(MODEL).yaml (mlp | cnn)
+PRESET     ?=#                presets stacked on it, before the variables below: configs/<preset>.yaml, e.g. PRESET='regularised debug'
 ACT        ?=#                activation name (relu, leaky_relu, elu, sigmoid, maxout, ...)
 ACT_ARGS   ?=#                activation parameters, e.g. ACT_ARGS='{negative_slope: 0.1}'
 INIT       ?=#                weight init (kaiming_normal, xavier_uniform, zeros, ...)
@@ -17,14 +18,14 @@ EPOCHS     ?=#                max epochs
 LR         ?=#                learning rate
 BATCH      ?=#                training batch size
 SEED       ?=#                seed for everything
-DEPTH      ?=#                MLP hidden layers
-WIDTH      ?=#                MLP hidden units per layer
+DEPTH      ?=#                MLP hidden layers (MODEL=mlp only)
+WIDTH      ?=#                MLP hidden units per layer (MODEL=mlp only)
 DATASET    ?=#                mnist (default) | fashion_mnist | kmnist: files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw (FashionMNIST/raw, KMNIST/raw)
 DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>
-ARGS       ?=#                any further LightningCLI arguments
+ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
@@ -35,12 +36,18 @@ QUICK      ?=#                `make compare QUICK=1`: the reduced grid
 JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
 
-MODELS := mlp cnn
+# The CLI loads configs/defaults.yaml and configs/net/mlp.yaml itself; then, in this order, the
+# network, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
+MODELS := $(basename $(notdir $(wildcard configs/net/*.yaml)))
+PRESETS := $(filter-out defaults,$(basename $(notdir $(wildcard configs/*.yaml))))
+MLP_ONLY := DEPTH WIDTH
+preset_net = $(shell sed -n 's/^\# network: *//p' configs/$(1).yaml)#  a preset's `# network: <model>` line, if any
 MODEL := $(strip $(MODEL))
-CONFIG := configs/$(MODEL).yaml
+CONFIG := configs/net/$(MODEL).yaml
 NET := --model.net.init_args
 opt = $(if $(strip $(2)),$(1)=$(strip $(2)))
 TRAIN_ARGS = --config $(CONFIG) \
+	$(foreach p,$(PRESET),--config configs/$(p).yaml) \
 	$(call opt,$(NET).activation,$(ACT)) \
 	$(if $(strip $(ACT_ARGS)),'$(NET).activation_args=$(strip $(ACT_ARGS))') \
 	$(call opt,$(NET).weight_init,$(INIT)) \
@@ -75,6 +82,9 @@ install: ## Create .venv and install the project (editable) with its dev extras
 
 check-model:
 	@$(if $(filter $(MODEL),$(MODELS)),true,echo "error: unknown MODEL '$(MODEL)'; choose one of: $(MODELS)" >&2; exit 2)
+	@$(foreach p,$(PRESET),$(if $(filter $(p),$(PRESETS)),,echo "error: unknown PRESET '$(p)'; choose from: $(PRESETS)" >&2; exit 2;)) true
+	@$(foreach p,$(filter $(PRESETS),$(PRESET)),$(if $(filter-out $(MODEL),$(call preset_net,$(p))),echo "error: PRESET=$(p) is for MODEL=$(call preset_net,$(p)) (MODEL=$(MODEL))" >&2; exit 2;)) true
+	@$(foreach v,$(MLP_ONLY),$(if $(and $(strip $($(v))),$(filter-out mlp,$(MODEL))),echo "error: $(v) applies to MODEL=mlp only (MODEL=$(MODEL))" >&2; exit 2;)) true
 
 train: check-model ## Fit on MNIST, then test the best checkpoint (one MLflow run)
 	$(PY) -m mnist_lab fit $(TRAIN_ARGS)

@@ -116,7 +116,7 @@ def describe(
     invocation = " ".join(["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)])
     return (
         f"Study `{study_id}`: {n_runs} runs ({failed} failed), {args.epochs} epoch(s) each, "
-        f"seeds {args.seeds}, MLP `configs/mlp.yaml` + `configs/study.yaml`.\n\n"
+        f"seeds {args.seeds}, MLP `configs/net/mlp.yaml` + `configs/study.yaml`.\n\n"
         f"Command: `{invocation}`  \nWall time: {wall / 60:.1f} min with {jobs} parallel job(s) on "
         f"{os.cpu_count()} CPU core(s) ({cpu_name()}), torch {torch.__version__}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d}.  \nMLflow experiment `{args.experiment}`, filter "

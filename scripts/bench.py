@@ -2,7 +2,8 @@
 
     python scripts/bench.py --data-dir ../shared/data [--models mlp cnn] [--epochs 4] [--quick]
 
-For each model (the network, optimiser and batch size of ``configs/<model>.yaml``), in one process:
+For each model (the network, optimiser and batch size of ``configs/net/<model>.yaml`` over the CLI's
+``configs/defaults.yaml``), in one process:
 
   (a)   hand    a hand-written loop over the datamodule's tensors: forward, loss, backward, step;
   (a')  floor   a minimal LightningModule over the same tensors (no logging, metrics or callbacks);
@@ -42,8 +43,10 @@ import yaml
 from torch import Tensor, nn
 
 from mnist_lab.cli import TemplateCLI
+from mnist_lab.cli.defaults import CONFIG_DIR, default_parser_kwargs
 from mnist_lab.data.augment import random_affine
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
+from mnist_lab.models.components.cnn import ConvBlockSpec
 from mnist_lab.models.mnist_module import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +70,7 @@ RATIOS = {  # name: (numerator, denominator), on epoch time
 
 # ---- the hand-written networks --------------------------------------------------------------------
 def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
-    """``configs/mlp.yaml``'s MLP written out: Linear, ReLU, Dropout per hidden layer."""
+    """``configs/net/mlp.yaml``'s MLP written out: Linear, ReLU, Dropout per hidden layer."""
     widths = net_args.get("hidden_sizes") or [net_args.get("width", 512)] * net_args.get("depth", 2)
     layers: list[nn.Module] = [nn.Flatten()]
     features = 28 * 28
@@ -80,16 +83,16 @@ def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
 
 
 def hand_cnn(net_args: dict[str, Any]) -> nn.Module:
-    """``configs/cnn.yaml``'s CNN written out: Conv, BatchNorm, ReLU, [MaxPool], Dropout; then the dense head."""
+    """``configs/net/cnn.yaml``'s CNN written out: Conv, BatchNorm, ReLU, [MaxPool], Dropout; then the dense head."""
     drop, layers, channels, size = net_args.get("dropout", 0.0), [], 1, 28
-    for block in net_args["blocks"]:
-        layers += [nn.Conv2d(channels, block["channels"], block["kernel_size"], padding=block["padding"], bias=False)]
-        layers += [nn.BatchNorm2d(block["channels"]), nn.ReLU()]
-        if block.get("pool", "none") == "max":
+    for block in (b if isinstance(b, ConvBlockSpec) else ConvBlockSpec(**b) for b in net_args["blocks"]):
+        layers += [nn.Conv2d(channels, block.channels, block.kernel_size, padding=block.padding, bias=False)]
+        layers += [nn.BatchNorm2d(block.channels), nn.ReLU()]
+        if block.pool == "max":
             layers.append(nn.MaxPool2d(2))
             size //= 2
         layers += [nn.Dropout(drop)] if drop > 0 else []
-        channels = block["channels"]
+        channels = block.channels
     head = net_args["head_width"]
     layers += [nn.Flatten(), nn.Linear(channels * size * size, head, bias=False), nn.BatchNorm1d(head), nn.ReLU()]
     layers += [nn.Dropout(drop)] if drop > 0 else []
@@ -198,36 +201,38 @@ def run_floor(ctx: dict[str, Any]) -> list[tuple[float, float]]:
 
 # ---- (b), (c), (d): the template through its own CLI ----------------------------------------------
 def template_config(ctx: dict[str, Any], lean: bool) -> Path:
-    """The model's config with the run's length, a throwaway store, and for (b) the extras off."""
-    config = yaml.safe_load((REPO / "configs" / f"{ctx['model']}.yaml").read_text())
-    trainer = config["trainer"]
-    trainer.update(max_epochs=ctx["epochs"], default_root_dir=str(ctx["tmp"] / "outputs"))
+    """Over the model's network: the run's length, a throwaway store, and for (b) the extras off."""
+    trainer: dict[str, Any] = {"max_epochs": ctx["epochs"], "default_root_dir": str(ctx["tmp"] / "outputs")}
     if ctx["limit_train"] is not None:
         trainer.update(limit_train_batches=ctx["limit_train"], limit_val_batches=ctx["limit_val"])
-    config["data"]["data_dir"] = str(ctx["data_dir"])
+    config: dict[str, Any] = {"trainer": trainer, "data": {"data_dir": str(ctx["data_dir"])}, "run_test": False}
     if ctx["val_size"] is not None:
         config["data"]["val_size"] = ctx["val_size"]
-    config["run_test"] = False
-    if lean:
-        trainer["logger"] = False
-        trainer["enable_progress_bar"] = False
-        drop = ("RichProgressBar", "TQDMProgressBar", "LearningRateMonitor")  # the monitor needs a logger
-        trainer["callbacks"] = [c for c in trainer["callbacks"] if not c["class_path"].endswith(drop)]
-        config["diagnostics"]["enabled"] = False
+    if lean:  # no logger, so the CLI drops the learning-rate monitor too
+        trainer.update(logger=False, enable_progress_bar=False)
+        config["diagnostics"] = {"enabled": False}
     else:
-        trainer["logger"]["init_args"]["tracking_uri"] = f"sqlite:///{ctx['tmp'] / 'mlflow.db'}"
-        trainer["logger"]["init_args"]["artifact_location"] = (ctx["tmp"] / "artifacts").as_uri()
+        store = {"tracking_uri": f"sqlite:///{ctx['tmp'] / 'mlflow.db'}"}
+        store["artifact_location"] = (ctx["tmp"] / "artifacts").as_uri()
+        trainer["logger"] = {"class_path": "mnist_lab.tracking.RunLogger", "init_args": store}
     path = ctx["tmp"] / f"{ctx['model']}-{'lean' if lean else 'default'}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def build_template(ctx: dict[str, Any], lean: bool) -> TemplateCLI:
-    args = ["--config", str(template_config(ctx, lean))]
+    """The template as ``python -m mnist_lab fit --config configs/net/<model>.yaml --config <run>`` builds it."""
+    args = ["--config", str(CONFIG_DIR / "net" / f"{ctx['model']}.yaml"), "--config", str(template_config(ctx, lean))]
     return TemplateCLI(
-        MNISTClassifier, MNISTDataModule, save_config_callback=None, auto_configure_optimizers=False,
-        seed_everything_default=42, args=args, run=False,
-    )  # fmt: skip
+        MNISTClassifier,
+        MNISTDataModule,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        parser_kwargs=default_parser_kwargs(None),
+        seed_everything_default=42,
+        args=args,
+        run=False,
+    )
 
 
 def run_template(
@@ -300,8 +305,7 @@ def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     dm.setup("fit")
     ctx["batch_size"], ctx["eval_batch_size"] = dm.hparams.batch_size, dm.hparams.eval_batch_size
     ctx["val_size"] = dm.hparams.val_size
-    config = yaml.safe_load((REPO / "configs" / f"{model}.yaml").read_text())
-    net_args = config["model"]["net"]["init_args"]
+    net_args = cli.config["model"]["net"]["init_args"].as_dict()
     ctx["hand_net"] = lambda: HAND_NETS[model](net_args)
     n_template, n_hand = (sum(p.numel() for p in m.parameters()) for m in (net, ctx["hand_net"]()))
     if n_template != n_hand:

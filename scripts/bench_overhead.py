@@ -2,7 +2,7 @@
 
     python scripts/bench_overhead.py --data-dir ../shared/data [--epochs 3 --repeats 2]
 
-Trains the default MLP (configs/mlp.yaml's network, optimiser and schedule) with the same data
+Trains the default MLP (the network of configs/net/mlp.yaml, optimiser and schedule of defaults.yaml) with the same data
 module three ways, interleaved so drift in machine load hits all three alike, and reports the
 median epoch time of each, leaving out every run's first (warm-up) epoch.
 """

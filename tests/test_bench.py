@@ -76,19 +76,21 @@ def test_quick_bench_is_logged_to_mlflow(quick_report: tuple[dict, Path, str]) -
     assert {"bench.json", "bench.md"} <= artifacts
 
 
-def test_hand_written_networks_match_the_configs() -> None:
+def test_hand_written_networks_match_the_configs(capsys: pytest.CaptureFixture) -> None:
     """The reference loop trains the same network as the template (same parameter count)."""
     import yaml
 
+    from mnist_lab.cli import main
     from mnist_lab.models.components import CNN, MLP
     from mnist_lab.models.components.cnn import ConvBlockSpec
 
     bench = load_bench()
     for model, cls in (("mlp", MLP), ("cnn", CNN)):
-        args = yaml.safe_load((REPO / "configs" / f"{model}.yaml").read_text())["model"]["net"]["init_args"]
+        with pytest.raises(SystemExit):  # the network as the CLI resolves it over configs/defaults.yaml
+            main(["fit", "--config", str(REPO / "configs" / "net" / f"{model}.yaml"), "--print_config"])
+        args = yaml.safe_load(capsys.readouterr().out)["model"]["net"]["init_args"]
+        hand = bench.HAND_NETS[model](args)
         if "blocks" in args:
             args = {**args, "blocks": [ConvBlockSpec(**b) for b in args["blocks"]]}
         template = cls(**args)
-        raw = yaml.safe_load((REPO / "configs" / f"{model}.yaml").read_text())["model"]["net"]["init_args"]
-        hand = bench.HAND_NETS[model](raw)
         assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in template.parameters())

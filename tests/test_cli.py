@@ -16,7 +16,7 @@ from mnist_lab.cli import main
 
 @pytest.fixture
 def mlp_config(repo_root: Path) -> str:
-    return str(repo_root / "configs" / "mlp.yaml")
+    return str(repo_root / "configs" / "net" / "mlp.yaml")
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_command_line_errors_have_no_traceback(mlp_config: str, tmp_path: Path) 
 def test_make_rejects_an_unknown_model(repo_root: Path) -> None:
     result = subprocess.run(["make", "-s", "train", "MODEL=rnn"], capture_output=True, text=True, cwd=repo_root)
     assert result.returncode == 2
-    assert "unknown MODEL 'rnn'; choose one of: mlp cnn" in result.stderr
+    assert "unknown MODEL 'rnn'; choose one of: cnn mlp" in result.stderr
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ def test_short_mlp_run_reaches_97_percent_on_the_real_test_set(
         [
             "fit",
             "--config",
-            str(repo_root / "configs" / "mlp.yaml"),
+            str(repo_root / "configs" / "net" / "mlp.yaml"),
             f"--data.data_dir={real_mnist}",
             "--trainer.max_epochs=2",
             "--trainer.enable_model_summary=false",

@@ -44,12 +44,12 @@ def test_rename_a_copy_then_run_its_fast_tests(repo_root: Path, tmp_path: Path) 
     grep = ["grep", "-rIl", "-e", OLD, "-e", OLD.replace("_", "-"), "."]
     assert subprocess.run(grep, cwd=copy, capture_output=True, text=True).stdout == ""  # no file names it
     assert 'name = "digit-lab"' in (copy / "pyproject.toml").read_text()
-    assert "class_path: digit_lab.models.components.MLP" in (copy / "configs" / "mlp.yaml").read_text()
+    assert "class_path: digit_lab.models.components.MLP" in (copy / "configs" / "net" / "mlp.yaml").read_text()
 
     env = {**os.environ, "PYTHONPATH": str(copy / "src"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
     env.pop("DATA_DIR", None)
     config = subprocess.run(
-        [sys.executable, "-m", "digit_lab", "fit", "--config", "configs/mlp.yaml", "--print_config"],
+        [sys.executable, "-m", "digit_lab", "fit", "--config", "configs/net/mlp.yaml", "--print_config"],
         cwd=copy,
         env=env,
         capture_output=True,

@@ -141,7 +141,7 @@ def test_value_clipping_still_goes_through_lightning() -> None:
 
 
 def test_speed_preset_resolves_to_the_small_cnn_with_gpu_options(capsys: pytest.CaptureFixture) -> None:
-    configs = ["--config", str(REPO / "configs" / "cnn.yaml"), "--config", str(REPO / "configs" / "speed.yaml")]
+    configs = ["--config", str(REPO / "configs" / "net" / "cnn.yaml"), "--config", str(REPO / "configs" / "speed.yaml")]
     with pytest.raises(SystemExit):
         main(["fit", *configs, "--print_config"])
     text = capsys.readouterr().out

@@ -49,7 +49,7 @@ def tracked(repo_root: Path, fake_mnist: Path, tmp_path_factory: pytest.TempPath
             [
                 "fit",
                 "--config",
-                str(repo_root / "configs" / "mlp.yaml"),
+                str(repo_root / "configs" / "net" / "mlp.yaml"),
                 f"--data.data_dir={fake_mnist}",
                 "--data.val_size=200",
                 "--data.batch_size=64",

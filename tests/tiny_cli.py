@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MLP_CONFIG = str(REPO / "configs" / "mlp.yaml")
-CNN_CONFIG = str(REPO / "configs" / "cnn.yaml")
+MLP_CONFIG = str(REPO / "configs" / "net" / "mlp.yaml")
+CNN_CONFIG = str(REPO / "configs" / "net" / "cnn.yaml")
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 

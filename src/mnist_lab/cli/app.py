@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lab.cli.checkpoint_args import apply_checkpoint
 from mnist_lab.cli.config_log import LogConfigToRun
+from mnist_lab.cli.defaults import default_parser_kwargs
 from mnist_lab.cli.parser import ConciseParser
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.diagnostics import DiagnosticsCallback
@@ -144,6 +145,7 @@ def main(args: list[str] | dict[str, Any] | None = None) -> TemplateCLI | None:
                 save_config_callback=LogConfigToRun,
                 save_config_kwargs={"overwrite": True},
                 parser_class=ConciseParser,
+                parser_kwargs=default_parser_kwargs(TemplateCLI.subcommands()),
                 auto_configure_optimizers=False,
                 seed_everything_default=42,
                 args=args,

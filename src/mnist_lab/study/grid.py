@@ -54,7 +54,7 @@ def command(
         "mnist_lab",
         "fit",
         "--config",
-        str(REPO / "configs" / "mlp.yaml"),
+        str(REPO / "configs" / "net" / "mlp.yaml"),
         "--config",
         str(REPO / "configs" / "study.yaml"),
         f"{net}.activation={config.activation}",
