@@ -12,6 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+pytestmark = pytest.mark.slow  # the quick bench still trains every variant of both models (~50 s)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

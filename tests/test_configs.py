@@ -95,7 +95,7 @@ def test_the_cnn_keeps_its_batch_norm_and_its_recipe(capsys: pytest.CaptureFixtu
     cnn = resolved(capsys, *config("net/cnn"))
     net = cnn["model"]["net"]["init_args"]
     assert net["batch_norm"] is True and net["dropout"] == 0.1 and len(net["blocks"]) == 4
-    assert cnn["trainer"]["max_epochs"] == 10 and cnn["data"]["augment"] is True
+    assert cnn["trainer"]["max_epochs"] == 10 and cnn["data"]["init_args"]["augment"] is True
     assert cnn["model"]["optimizer"]["init_args"]["lr"] == 0.002
 
 
