@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from mnist_lab.errors import ConfigError, DivergenceError
 from mnist_lab.models.components import MLP
+from mnist_lab.models.divergence import divergence_message
 from mnist_lab.models.net_config import build, describe
 
 Batch = tuple[Tensor, Tensor]
@@ -150,7 +151,7 @@ class MNISTClassifier(L.LightningModule):
         # A NaN/inf loss stops the run before backward, so the weights stay the last good ones. On the CPU
         # the check is free; on a GPU it would synchronise every step, so it runs on the logged steps.
         if (loss.device.type == "cpu" or self._logs_this_step()) and not torch.isfinite(loss):
-            raise DivergenceError(self._divergence_message(loss))
+            raise DivergenceError(divergence_message(self.trainer, loss))
         # Every step: accumulate the epoch figures (update only; compute() runs once per epoch).
         self.train_loss.update(loss.detach())
         self.train_metrics.update(preds, y)
@@ -160,19 +161,6 @@ class MNISTClassifier(L.LightningModule):
             acc = (preds == y).float().mean()
             self.log("train/acc", acc, on_step=True, on_epoch=False, prog_bar=True)
         return loss
-
-    def _divergence_message(self, loss: Tensor) -> str:
-        group = self.trainer.optimizers[0].param_groups[0] if self.trainer.optimizers else {}
-        lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
-        checkpoint = self.trainer.checkpoint_callback
-        kept = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
-        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
-        return (
-            f"training diverged at step {self.trainer.global_step} (epoch {self.current_epoch}): the loss is "
-            f"{float(loss)} at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), "
-            "gradient clipping "
-            f"(--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; {where}"
-        )
 
     def _logs_this_step(self) -> bool:
         """True on the steps Lightning writes step metrics to the logger (every ``log_every_n_steps``)."""
