@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit-val-batches", type=int, default=None, help="validation batches per epoch (all)")
     parser.add_argument("--val-size", type=int, default=None, help="validation images (default: the config's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default="reports/bench", help="writes <out>.json and <out>.md")
+    parser.add_argument("--out", default=None, help="<out>.json, <out>.md (reports/bench; quick: reports/bench_quick)")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.epochs, args.repeats = min(args.epochs, 2), 1
         args.limit_train_batches = args.limit_train_batches or 4
         args.limit_val_batches = args.limit_val_batches or 2
+    args.out = args.out or ("reports/bench_quick" if args.quick else "reports/bench")
     if args.threads:
         torch.set_num_threads(args.threads)
 
