@@ -144,3 +144,14 @@ def test_speed_preset_resolves_to_the_small_cnn_with_gpu_options(capsys: pytest.
     text = capsys.readouterr().out
     assert "compile: true" in text and "channels_last: true" in text and "fused: true" in text
     assert "head_width: 128" in text and "augment: false" in text
+
+
+def test_the_shuffled_order_is_the_one_torchs_random_sampler_gave() -> None:
+    """Runs see the same batches, in the same order, as with RandomSampler + BatchSampler."""
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    torch.manual_seed(3)
+    expected = [torch.tensor(b) for b in BatchSampler(RandomSampler(range(1000)), 128, drop_last=False)]
+    torch.manual_seed(3)
+    got = list(SliceBatches(1000, 128, shuffle=True))
+    assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))

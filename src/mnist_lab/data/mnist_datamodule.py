@@ -60,8 +60,10 @@ class SliceBatches(Sampler):
             for start in range(0, self.n, self.batch_size):
                 yield slice(start, min(start + self.batch_size, self.n))
             return
-        # The permutation draws from torch's global CPU generator, so seed_everything fixes the order.
-        order = torch.randperm(self.n).to(self.device)
+        # The same draws as torch's RandomSampler: one seed from the global CPU generator (so
+        # seed_everything fixes the order), then randperm; a run sees the batches it saw before.
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).to(self.device)
         yield from order.split(self.batch_size)
 
 
