@@ -293,6 +293,41 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], list[tuple[float, float]]]] = {
 }
 
 
+# ---- the parts of a step that the profile pointed at --------------------------------------------
+def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
+    """Milliseconds per call of what a training step does besides forward and backward."""
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    net = ctx["hand_net"]()
+    for p in net.parameters():
+        p.grad = torch.randn_like(p) * 1e-4  # under the clipping limit, the usual case late in training
+    n = ctx["batch_size"]
+    preds, labels, loss = torch.randint(0, 10, (n,)), torch.randint(0, 10, (n,)), torch.rand(())
+    acc, mean = MulticlassAccuracy(10, average="micro"), MeanMetric()
+    acc_lean = MulticlassAccuracy(10, average="micro", validate_args=False)
+    plain = torch.optim.AdamW(net.parameters(), lr=1e-9, weight_decay=1e-4)
+    fused = torch.optim.AdamW(net.parameters(), lr=1e-9, weight_decay=1e-4, fused=True)
+    params = list(net.parameters())
+    calls = {
+        "AdamW step, PyTorch's CPU default (for-loop)": plain.step,
+        "AdamW step, fused=True": fused.step,
+        "clip_grad_norm_ (norm + rescale)": lambda: torch.nn.utils.clip_grad_norm_(params, 1e9),
+        "gradient norm only": lambda: torch.nn.utils.get_total_norm([p.grad for p in params]),
+        "torchmetrics forward: accuracy + mean (per-step values)": lambda: (acc(preds, labels), mean(loss)),
+        "torchmetrics update only, no validation": lambda: (acc_lean.update(preds, labels), mean.update(loss)),
+    }
+    out = {}
+    for name, call in calls.items():
+        for _ in range(10):
+            call()
+        start = time.process_time()
+        for _ in range(repeats):
+            call()
+        out[name] = (time.process_time() - start) / repeats * 1e3
+    return out
+
+
 # ---- one model ------------------------------------------------------------------------------------
 def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Everything (a) and (a') share with the template: its data tensors, optimiser and network sizes."""
@@ -344,6 +379,7 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
             "images_per_s": ctx["images_per_epoch"] / wall, "epochs_timed": len(times),
             "epoch_times_s": [t[0] for t in times], "epoch_cpu_times_s": [t[1] for t in times],
         }  # fmt: skip
+    result["parts_ms"] = parts(ctx)
     v = result["variants"]
     pairs = [(name, a, b) for name, (a, b) in RATIOS.items() if a in v and b in v]
     result["ratios"] = {name: v[a]["epoch_s"] / v[b]["epoch_s"] for name, a, b in pairs}
@@ -392,6 +428,11 @@ def markdown(report: dict[str, Any]) -> str:
         for clock, key in (("wall", "ratios"), ("CPU", "cpu_ratios")):
             cells = [f"{res[key][n]:.2f}" if n in res[key] else "—" for n in names]
             lines.append(f"| {model} | {clock} | " + " | ".join(cells) + " |")
+    models = list(report["models"])
+    lines += ["", "| per call, CPU ms | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for part in report["models"][models[0]]["parts_ms"]:
+        cells = [f"{report['models'][m]['parts_ms'][part]:.3f}" for m in models]
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -436,7 +477,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit-val-batches", type=int, default=None, help="validation batches per epoch (all)")
     parser.add_argument("--val-size", type=int, default=None, help="validation images (default: the config's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default="reports/bench", help="writes <out>.json and <out>.md")
+    parser.add_argument("--out", default=None, help="<out>.json, <out>.md (reports/bench; quick: reports/bench_quick)")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
@@ -444,6 +485,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.epochs, args.repeats = min(args.epochs, 2), 1
         args.limit_train_batches = args.limit_train_batches or 4
         args.limit_val_batches = args.limit_val_batches or 2
+    args.out = args.out or ("reports/bench_quick" if args.quick else "reports/bench")
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -52,13 +52,14 @@ def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report
                 assert field in v
             assert v["epoch_s"] > 0 and v["images_per_s"] > 0 and v["epochs_timed"] >= 1
         assert res["ratios"].keys() == res["cpu_ratios"].keys() == bench.RATIOS.keys()
+        assert len(res["parts_ms"]) >= 4 and all(ms > 0 for ms in res["parts_ms"].values())
         assert all(r > 0 for r in res["ratios"].values())
 
 
 def test_quick_bench_markdown_holds_the_table_and_the_command(quick_report: tuple[dict, Path, str]) -> None:
     _, out, _ = quick_report
     text = (out / "bench.md").read_text()
-    assert "python scripts/bench.py" in text and "quick mode" in text
+    assert "python scripts/bench.py" in text and "quick mode" in text and "AdamW step, fused=True" in text
     for label in ("(a) hand-written loop", "(a') minimal LightningModule", "(c) template at its defaults"):
         assert text.count(label) == 2  # one row per model
     for ratio in ("(a')/(a)", "(b)/(a')", "(c)/(a')", "(c)/(a)", "(d0)/(b)"):

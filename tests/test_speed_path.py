@@ -81,7 +81,7 @@ def test_evaluation_runs_under_inference_mode_in_large_batches(fake_mnist: Path)
     assert model.seen == [True, True]  # 200 validation images in batches of 150
 
 
-def test_compile_and_channels_last_fall_back_cleanly_on_cpu(fake_mnist: Path, caplog) -> None:
+def test_compile_falls_back_cleanly_on_cpu_and_channels_last_applies(fake_mnist: Path, caplog) -> None:
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64)
     net = CNN(blocks=None, head_width=16)
     model = MNISTClassifier(net, compile=True, channels_last=True)
@@ -90,7 +90,7 @@ def test_compile_and_channels_last_fall_back_cleanly_on_cpu(fake_mnist: Path, ca
     assert model._compiled_net is None
     assert "ignored on cpu" in caplog.text
     conv = net.blocks[1].layer.weight  # (32, 32, 3, 3): the two layouts differ
-    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     # The weights keep their plain names, so checkpoints are interchangeable with runs without the options.
     assert all(not k.startswith("_compiled") for k in model.state_dict())
 

@@ -50,8 +50,8 @@ class MNISTClassifier(L.LightningModule):
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
         num_classes, input_shape: what the data is (the CLI links them from the datamodule).
         compile: run the network through ``torch.compile`` (GPU only; ignored, with a log line, on CPU).
-        channels_last: keep the network's weights and inputs in ``channels_last`` memory format, the
-            fast layout for convolutions on a GPU (GPU only; ignored on CPU).
+        channels_last: keep the network's weights and 4-D inputs in ``channels_last`` memory format,
+            the fast layout for convolutions on a GPU and, with oneDNN, on a CPU too.
     """
 
     def __init__(
@@ -90,16 +90,15 @@ class MNISTClassifier(L.LightningModule):
         self._compiled_net: nn.Module | None = None
 
     def setup(self, stage: str) -> None:
-        """GPU-only speed options; the weights keep their names, so checkpoints load either way."""
-        if not (self.compile_net or self.channels_last) or self._trainer is None:
-            return
-        if self.trainer.strategy.root_device.type != "cuda":
-            device = self.trainer.strategy.root_device
-            log.info("compile and channels_last speed up GPU runs only; ignored on %s", device)
-            return
+        """Speed options; the weights keep their names, so checkpoints load either way."""
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.compile_net and self._compiled_net is None:
+        if not self.compile_net or self._trainer is None:
+            return
+        if self.trainer.strategy.root_device.type != "cuda":
+            log.info("compile speeds up GPU runs only; ignored on %s", self.trainer.strategy.root_device)
+            return
+        if self._compiled_net is None:
             # Kept out of the module tree (no ``_orig_mod.`` keys, ``net`` stays a picklable nn.Module).
             self.__dict__["_compiled_net"] = torch.compile(self.net)
 
@@ -126,7 +125,7 @@ class MNISTClassifier(L.LightningModule):
                 self.hparams.pop(key)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.channels_last and x.dim() == 4 and x.is_cuda:
+        if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         net = self._compiled_net if self._compiled_net is not None else self.net
         return net(x)
