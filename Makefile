@@ -37,16 +37,17 @@ JOBS       ?=#                `make compare`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
 
 # The CLI loads configs/defaults.yaml and configs/net/mlp.yaml itself; then, in this order, the
-# network, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
+# network, its recipe, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
 MODELS := $(basename $(notdir $(wildcard configs/net/*.yaml)))
 PRESETS := $(filter-out defaults,$(basename $(notdir $(wildcard configs/*.yaml))))
 MLP_ONLY := DEPTH WIDTH
 preset_net = $(shell sed -n 's/^\# network: *//p' configs/$(1).yaml)#  a preset's `# network: <model>` line, if any
 MODEL := $(strip $(MODEL))
 CONFIG := configs/net/$(MODEL).yaml
+RECIPE := $(wildcard configs/recipes/$(MODEL).yaml)#  how that network trains, if it has its own recipe
 NET := --model.net.init_args
 opt = $(if $(strip $(2)),$(1)=$(strip $(2)))
-TRAIN_ARGS = --config $(CONFIG) \
+TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(foreach p,$(PRESET),--config configs/$(p).yaml) \
 	$(call opt,$(NET).activation,$(ACT)) \
 	$(if $(strip $(ACT_ARGS)),'$(NET).activation_args=$(strip $(ACT_ARGS))') \

@@ -221,8 +221,10 @@ def template_config(ctx: dict[str, Any], lean: bool) -> Path:
 
 
 def build_template(ctx: dict[str, Any], lean: bool) -> TemplateCLI:
-    """The template as ``python -m mnist_lab fit --config configs/net/<model>.yaml --config <run>`` builds it."""
-    args = ["--config", str(CONFIG_DIR / "net" / f"{ctx['model']}.yaml"), "--config", str(template_config(ctx, lean))]
+    """The template as ``make train MODEL=<model>`` builds it (network, its recipe), plus the run's settings."""
+    recipe = CONFIG_DIR / "recipes" / f"{ctx['model']}.yaml"  # what `make train MODEL=<model>` stacks too
+    stack = [CONFIG_DIR / "net" / f"{ctx['model']}.yaml", *([recipe] if recipe.is_file() else [])]
+    args = [arg for path in stack for arg in ("--config", str(path))] + ["--config", str(template_config(ctx, lean))]
     return TemplateCLI(
         MNISTClassifier,
         MNISTDataModule,

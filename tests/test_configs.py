@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import yaml
@@ -19,6 +20,7 @@ from tiny_cli import tiny_args
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 NETS = sorted(p.stem for p in (CONFIGS / "net").glob("*.yaml"))
+RECIPES = sorted(p.stem for p in (CONFIGS / "recipes").glob("*.yaml"))
 PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.name != "defaults.yaml")
 
 
@@ -49,6 +51,11 @@ def config(name: str) -> list[str]:
     return ["--config", str(CONFIGS / f"{name}.yaml")]
 
 
+def network(net: str) -> list[str]:
+    """What `make train MODEL=<net>` passes: the network, then its recipe if it has one."""
+    return config(f"net/{net}") + (config(f"recipes/{net}") if net in RECIPES else [])
+
+
 def test_the_bare_cli_resolves_to_the_template_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -66,7 +73,13 @@ def test_the_bare_cli_resolves_to_the_template_from_any_directory(
 
 def test_every_file_under_configs_is_checked_here() -> None:
     files = {str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.yaml")}
-    assert files == {"defaults"} | {f"net/{n}" for n in NETS} | set(PRESETS)
+    assert files == {"defaults"} | {f"net/{n}" for n in NETS} | {f"recipes/{r}" for r in RECIPES} | set(PRESETS)
+    assert set(RECIPES) <= set(NETS)
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_network_configs_hold_only_the_network(net: str) -> None:
+    assert yaml.safe_load((CONFIGS / "net" / f"{net}.yaml").read_text()) == {"model": {"net": ANY}}
     assert set(MADE_FOR.values()) <= set(NETS) and MADE_FOR == {"speed": "cnn", "study": "mlp"}
     assert {preset for _, preset in preset_stacks()} == set(PRESETS)
 
@@ -83,7 +96,7 @@ def test_presets_for_any_network_parse_alone(preset: str, capsys: pytest.Capture
 
 @pytest.mark.parametrize(("net", "preset"), preset_stacks())
 def test_presets_parse_stacked_on_their_networks(net: str, preset: str, capsys: pytest.CaptureFixture) -> None:
-    stacked = resolved(capsys, *config(f"net/{net}"), *config(preset))
+    stacked = resolved(capsys, *network(net), *config(preset))
     assert stacked["model"]["net"]["class_path"].endswith("." + net.upper())
     own = yaml.safe_load((CONFIGS / f"{preset}.yaml").read_text())
     for key, value in (own.get("trainer") or {}).items():  # the preset's own values are the ones in force
@@ -92,7 +105,7 @@ def test_presets_parse_stacked_on_their_networks(net: str, preset: str, capsys: 
 
 def test_the_cnn_keeps_its_batch_norm_and_its_recipe(capsys: pytest.CaptureFixture) -> None:
     """MLP arguments of the defaults carry over when the class changes: net/cnn.yaml must restate batch_norm."""
-    cnn = resolved(capsys, *config("net/cnn"))
+    cnn = resolved(capsys, *network("cnn"))
     net = cnn["model"]["net"]["init_args"]
     assert net["batch_norm"] is True and net["dropout"] == 0.1 and len(net["blocks"]) == 4
     assert cnn["trainer"]["max_epochs"] == 10 and cnn["data"]["init_args"]["augment"] is True
