@@ -7,7 +7,7 @@ VENV       ?= .venv#       virtual environment folder
 PY         := $(VENV)/bin/python
 
 ## Variables for `make train` (each optional; configs/defaults.yaml's value when unset)
-MODEL      ?= mlp#            network: configs/net/$(MODEL).yaml (mlp | cnn)
+MODEL      ?= mlp#            network: configs/net/$(MODEL).yaml (mlp | cnn), then configs/recipes/$(MODEL).yaml if any
 PRESET     ?=#                presets stacked on it, before the variables below: configs/<preset>.yaml, e.g. PRESET='regularised debug'
 ACT        ?=#                activation name (relu, leaky_relu, elu, sigmoid, maxout, ...)
 ACT_ARGS   ?=#                activation parameters, e.g. ACT_ARGS='{negative_slope: 0.1}'
@@ -87,7 +87,7 @@ check-model:
 	@$(foreach p,$(filter $(PRESETS),$(PRESET)),$(if $(filter-out $(MODEL),$(call preset_net,$(p))),echo "error: PRESET=$(p) is for MODEL=$(call preset_net,$(p)) (MODEL=$(MODEL))" >&2; exit 2;)) true
 	@$(foreach v,$(MLP_ONLY),$(if $(and $(strip $($(v))),$(filter-out mlp,$(MODEL))),echo "error: $(v) applies to MODEL=mlp only (MODEL=$(MODEL))" >&2; exit 2;)) true
 
-train: check-model ## Fit on MNIST, then test the best checkpoint (one MLflow run)
+train: check-model ## Fit (MNIST unless DATASET=), then test the best checkpoint (one MLflow run)
 	$(PY) -m mnist_lab fit $(TRAIN_ARGS)
 
 fit-only: check-model ## Fit without the final test
