@@ -176,3 +176,49 @@ def test_a_diverging_run_stops_with_one_message_and_fails(
     run = MlflowClient(tracking_uri).search_runs(["1"])[0]
     assert run.info.status == "FAILED"
     assert run.data.tags["error"].startswith("DivergenceError")
+
+
+class SignalDuringSetup(L.Callback):
+    """A real SIGINT to this process while fit is still setting up (before any training step)."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_signal_before_training_starts_writes_no_checkpoint(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(tiny_args("fit", fake_mnist, "--trainer.callbacks+=test_recovery.SignalDuringSetup"))
+    assert exit_.value.code == 130
+    assert "no checkpoint was written" in capsys.readouterr().err
+    assert not list(Path("outputs").rglob("*.ckpt")), "untrained weights must never become last.ckpt"
+    (run,) = MlflowClient(tracking_uri).search_runs(["1"])
+    assert run.info.status == "KILLED"
+
+
+def test_once_a_stop_is_under_way_further_signals_are_ignored() -> None:
+    from mnist_lab.errors import TrainingInterrupted
+    from mnist_lab.recovery.signals import StopRequest
+
+    request = StopRequest()
+    request.deferring = True
+    request.handle(signal.SIGINT, None)  # deferred: the training loop stops at the batch end
+    request.stopping = True  # what StopOnSignal sets as it raises
+    assert request.handle(signal.SIGINT, None) is None  # a second Ctrl-C cannot cut the checkpoint short
+    request.stopping = False
+    with pytest.raises(TrainingInterrupted):
+        request.handle(signal.SIGINT, None)
+
+
+def test_resuming_a_schedule_that_ended_at_lr_0_is_an_error_before_the_run_is_touched(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    polynomial = ["--model.scheduler=torch.optim.lr_scheduler.PolynomialLR", "--model.scheduler.total_iters=16"]
+    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--diagnostics.enabled=false", *polynomial))
+    run_id = first.trainer.logger.run_id
+    with pytest.raises(SystemExit) as exit_:
+        main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", f"--ckpt_path={run_id}", *polynomial))
+    assert exit_.value.code == 2
+    assert "was saved at learning rate 0" in capsys.readouterr().err
+    assert MlflowClient(tracking_uri).get_run(run_id).info.status == "FINISHED"

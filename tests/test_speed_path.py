@@ -147,3 +147,18 @@ def test_speed_preset_resolves_to_the_small_cnn_with_gpu_options(capsys: pytest.
     text = capsys.readouterr().out
     assert "compile: true" in text and "channels_last: true" in text and "fused: true" in text
     assert "head_width: 128" in text and "augment: false" in text
+
+
+def test_cosine_warmup_starts_small_from_the_very_first_step() -> None:
+    from mnist_lab.models.schedules import CosineDecay
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    schedule = CosineDecay(optimizer, warmup_fraction=0.1)
+    schedule.set_horizon(1000)  # what MNISTClassifier.configure_optimizers does
+    seen = []
+    for _ in range(3):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert seen == pytest.approx([0.01, 0.02, 0.03])

@@ -20,12 +20,13 @@ class DivergenceError(TemplateError):
 class TrainingInterrupted(BaseException):
     """SIGINT or SIGTERM asked the run to stop; like ``KeyboardInterrupt``, not an ``Exception``.
 
-    ``forced``: a second signal stopped it mid-step, so no checkpoint was written.
+    ``forced``: it stopped where no consistent checkpoint can be written (mid-step, while setting up,
+    testing or predicting), so none was.
     """
 
     def __init__(self, signum: int, forced: bool = False) -> None:
         self.signum, self.forced = signum, forced
-        super().__init__(f"stopped by {_signal_name(signum)}" + (" (forced, mid-step)" if forced else ""))
+        super().__init__(f"stopped by {_signal_name(signum)}" + (" (no checkpoint)" if forced else ""))
 
     @property
     def exit_code(self) -> int:

@@ -94,6 +94,8 @@ class TemplateCLI(LightningCLI):
         max_epochs = self.trainer.max_epochs
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"max_epochs must be at least 1 (or -1 with max_steps), got {max_epochs}")
+        if self.model.hparams.get("scheduler_interval") == "epoch" and (max_epochs is None or max_epochs < 1):
+            raise ConfigError("scheduler_interval=epoch plans the schedule over max_epochs: give max_epochs >= 1")
         try:  # build the optimiser and schedule once on the real parameters, then throw them away
             optimizer = self.model.optimizer_factory(self.model.parameters())
             if self.model.scheduler_factory is not None:
@@ -128,7 +130,7 @@ def _template_cause(err: BaseException) -> TemplateError | None:
 def _stopped(signum: int, forced: bool) -> SystemExit:
     name = signal.Signals(signum).name
     if forced:
-        print(f"stopped by {name} mid-step: no checkpoint was written for this step", file=sys.stderr)
+        print(f"stopped by {name} outside a training step boundary: no checkpoint was written", file=sys.stderr)
     else:
         print(f"stopped by {name}; resume with `make train RESUME=last` (or RESUME=<run id>)", file=sys.stderr)
     return SystemExit(128 + signum)

@@ -93,6 +93,19 @@ def check_epochs(config: Namespace, info: CheckpointInfo) -> None:
     )
 
 
+def check_schedule(config: Namespace, info: CheckpointInfo) -> None:
+    """A schedule that ended at learning rate 0 must not be continued: CosineDecay re-plans, others cannot."""
+    scheduler = config.model.get("scheduler")
+    class_path = str(scheduler.get("class_path", "")) if isinstance(scheduler, Namespace) else ""
+    if class_path.endswith("CosineDecay") or not info.learning_rates or any(info.learning_rates):
+        return
+    raise ConfigError(
+        f"{info.path} was saved at learning rate 0: its schedule ({class_path or 'none'}) had ended, and resuming "
+        "would train at 0. Use mnist_lab.models.schedules.CosineDecay (it re-plans for a longer run) or start a "
+        "new run"
+    )
+
+
 def apply_checkpoint(subcommand: str, config: Namespace, args: Sequence[str]) -> CheckpointInfo | None:
     """Resolve ``ckpt_path`` (path | ``last`` | run id) and reconcile the config with the checkpoint."""
     ref = config.get("ckpt_path")
@@ -115,5 +128,6 @@ def apply_checkpoint(subcommand: str, config: Namespace, args: Sequence[str]) ->
         check_net_conflicts(typed_net_keys(args), config.model.get("net"), info.net)
     if subcommand == "fit":
         check_epochs(config, info)
+        check_schedule(config, info)
         continue_run(config, info)
     return info

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from mnist_lab.data.augment import random_affine
 from mnist_lab.data.batches import TensorBatchLoader
 from mnist_lab.data.datasets import get_dataset
-from mnist_lab.data.idx import MNIST_FILES, check_mnist_raw, missing_files
+from mnist_lab.data.idx import MNIST_FILES, check_mnist_raw, missing_files, read_header
 from mnist_lab.errors import ConfigError, DataError
 
 MNIST_MEAN = 0.1307
@@ -129,6 +129,9 @@ class MNISTDataModule(L.LightningDataModule):
         if missing_files(self.raw_dir):
             self._download()
         check_mnist_raw(self.raw_dir)
+        n_train = read_header(self.raw_dir / "train-labels-idx1-ubyte")[1][0]
+        if self.hparams.val_size >= n_train:  # here, before the run exists, not in setup()
+            raise ConfigError(f"val_size={self.hparams.val_size} leaves no training images of {n_train}")
 
     def _download(self) -> None:
         name = self.spec.torchvision_class
@@ -190,12 +193,20 @@ class MNISTDataModule(L.LightningDataModule):
             data.labels,
             batch_size,
             shuffle=shuffle,
-            seed=torch.initial_seed() if self.hparams.shuffle_seed is None else self.hparams.shuffle_seed,
+            seed=self._shuffle_seed(),
             epoch=(lambda: trainer.current_epoch) if trainer is not None else None,
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
             equal_shards=shuffle,
         )
+
+    def _shuffle_seed(self) -> int:
+        """``shuffle_seed``, else the run's seed; under DDP rank 0's, so every process shards one order."""
+        seed = torch.initial_seed() if self.hparams.shuffle_seed is None else self.hparams.shuffle_seed
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and self.hparams.shuffle_seed is None:
+            seed = int(trainer.strategy.broadcast(seed, src=0))
+        return seed
 
     def train_dataloader(self) -> TensorBatchLoader:
         self._train_loader = self._loader("train", self.hparams.batch_size, shuffle=True)

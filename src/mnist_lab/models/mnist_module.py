@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from mnist_lab.errors import ConfigError, DivergenceError
+from mnist_lab.errors import DivergenceError
 from mnist_lab.models.components import MLP
 from mnist_lab.models.divergence import divergence_message
 from mnist_lab.models.net_config import build, describe
@@ -138,12 +138,6 @@ class MNISTClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         # The sanity-check validation pass must not count towards the best val/acc.
         self.val_acc_best.reset()
-        groups = [g for optimizer in self.trainer.optimizers for g in optimizer.param_groups]
-        if self.trainer.ckpt_path and groups and all(g["lr"] == 0 for g in groups):
-            raise ConfigError(
-                f"the learning rate is 0 at the resumed step {self.trainer.global_step}: the schedule ended with "
-                "the original run. Use CosineDecay (it re-plans for a longer run), or start a new run"
-            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds, y = self._step(batch)

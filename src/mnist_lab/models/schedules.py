@@ -28,8 +28,18 @@ class CosineDecay(LRScheduler):
         super().__init__(optimizer)
 
     def set_horizon(self, steps: int) -> None:
-        """The number of ``step()`` calls the whole run makes."""
+        """The number of ``step()`` calls the whole run makes; the current LR follows the new plan.
+
+        Without the update the first optimiser step would run at the LR planned for a 1-step run
+        (the full LR, no warm-up), since ``__init__`` sets it before the horizon is known.
+        """
         self.horizon = max(1, int(steps))
+        self._apply(self.get_lr())
+
+    def _apply(self, lrs: list[float]) -> None:
+        self._last_lr = lrs
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the schedule; if the run's length changed (more epochs), re-plan it for the new length.
@@ -41,9 +51,7 @@ class CosineDecay(LRScheduler):
         super().load_state_dict(state_dict)
         if planned != self.horizon and planned > 1:
             old, self.horizon = self.horizon, planned
-            self._last_lr = self.get_lr()
-            for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
-                group["lr"] = lr
+            self._apply(self.get_lr())
             rank_zero_warn(
                 f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
                 f"{self.last_epoch} the learning rate is now {self._last_lr[0]:.3g} and decays to the new end"

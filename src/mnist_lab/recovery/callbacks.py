@@ -38,7 +38,7 @@ class StopOnSignal(L.Callback):
         if trainer.world_size > 1:  # every rank must stop at the same batch, or collectives hang
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
-            REQUEST.deferring = False
+            REQUEST.deferring, REQUEST.stopping = False, True
             raise TrainingInterrupted(REQUEST.signum or signal.SIGTERM)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:

@@ -29,6 +29,7 @@ class CheckpointInfo:
     run: dict[str, Any] | None = None  # {"run_id", "experiment_id", "tracking_uri"}
     epochs_done: int = 0  # whole epochs trained
     mid_epoch: bool = False  # saved between two batches of an epoch
+    learning_rates: list[float] = field(default_factory=list)  # every parameter group's, when saved
 
     @property
     def net(self) -> dict[str, Any] | None:
@@ -94,6 +95,11 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
         path=path,
         hparams=dict(checkpoint.get("hyper_parameters", {})),
         run=checkpoint.get(CHECKPOINT_RUN_KEY),
+        learning_rates=[
+            float(group.get("lr", 0.0))
+            for state in checkpoint.get("optimizer_states", [])
+            for group in state.get("param_groups", [])
+        ],
         epochs_done=int(epochs.get("processed", 0)),
         mid_epoch=epochs.get("started", 0) > epochs.get("processed", 0),
     )

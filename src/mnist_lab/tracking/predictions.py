@@ -59,8 +59,9 @@ class PredictionsCSV(BasePredictionWriter):
         best, predicted = probs.max(dim=1)
         columns = zip(probs.tolist(), labels, best.tolist(), predicted.tolist(), strict=True)
         lines = [",".join(header)]
+        rank, ranks = trainer.global_rank, trainer.world_size  # process r holds examples r, r + ranks, ...
         for i, (row, label, top, cls) in enumerate(columns):
-            lines.append(f"{i},{label},{cls},{top:.6f}," + ",".join(f"{v:.6f}" for v in row))
+            lines.append(f"{rank + i * ranks},{label},{cls},{top:.6f}," + ",".join(f"{v:.6f}" for v in row))
         out = self.path(trainer)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n")
