@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer import Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from mnist_lab.cli.checkpoint_args import apply_checkpoint
 from mnist_lab.cli.config_log import LogConfigToRun
@@ -129,6 +130,8 @@ def _template_cause(err: BaseException) -> TemplateError | None:
 
 def _stopped(signum: int, forced: bool) -> SystemExit:
     name = signal.Signals(signum).name
+    if rank_zero_only.rank != 0:  # under DDP every process stops; one of them says so
+        return SystemExit(128 + signum)
     if forced:
         print(f"stopped by {name} outside a training step boundary: no checkpoint was written", file=sys.stderr)
     else:
