@@ -46,3 +46,24 @@ def test_ddp_on_two_cpu_processes_makes_one_complete_run(fake_mnist: Path, tmp_p
         output_format="list",
     )
     assert len(models) == 1
+
+
+def test_ddp_stop_and_resume_continue_one_run(fake_mnist: Path, tmp_path: Path, repo_root: Path) -> None:
+    """Both processes stop at the same batch (the stop decision is reduced), then resume into the same run."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(repo_root / "tests")}
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_epochs=2"]
+    args = [sys.executable, "-m", "mnist_lab", *tiny_args("fit", fake_mnist, *ddp, "--run_test=false")]
+    stop = ["--trainer.callbacks+=test_recovery.StopAtStep", "--trainer.callbacks.step=5"]  # as a signal would
+    run = lambda *extra: subprocess.run(  # noqa: E731 - the two CLI processes differ only in their arguments
+        [*args, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    stopped = run(*stop)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert stopped.stderr.count("stopped by SIGINT") == 1
+    resumed = run("--ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    client = MlflowClient(uri)
+    (run_,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run_.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_.info.run_id, "val/acc")] == [7, 15]
