@@ -22,9 +22,9 @@ from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
 from mnist_lab.errors import ConfigError, DataError
 from mnist_lab.models.mnist_module import MNISTClassifier
+from mnist_lab.tracking.model_uri import MODEL_NAME  # the name MLflowRunCallback logs the network under
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MODEL_NAME = "classifier"  # the name MLflowRunCallback logs the network under
 SIDE = 28
 _RUN_ID = re.compile(r"^(runs:/)?([0-9a-f]{32})/?$")
 
