@@ -9,10 +9,13 @@ once, under a lock) when the logger is made, so a store that cannot work fails b
 from __future__ import annotations
 
 import os
+import re
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+from lightning.fabric.utilities.logger import _add_prefix, _convert_params, _flatten_dict
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -40,6 +43,9 @@ class RunLogger(MLFlowLogger):
         artifact_location: for a new experiment on a local store; default ``mlruns/artifacts``.
         log_model: passed to ``MLFlowLogger``: ``True`` uploads the best and last checkpoints at the end.
         run_id: continue this existing run (set by the CLI from a checkpoint when resuming).
+        flush_every_s: metrics are kept in memory, with their own step and time, and written in one
+            batch at most this often, after every checkpoint and at the end (0: on every call). A
+            sqlite commit per logged step costs ~3% of an MLP epoch; one every few seconds is free.
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class RunLogger(MLFlowLogger):
         log_model: bool = True,
         synchronous: bool | None = None,
         run_id: str | None = None,
+        flush_every_s: float = 5.0,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
@@ -73,6 +80,9 @@ class RunLogger(MLFlowLogger):
         self._experiment_id = experiment_id
         self.exit_status: str | None = None  # set by MLflowRunCallback when a signal stops the run
         self._announced: str | None = None
+        self.flush_every_s = flush_every_s
+        self._pending: list[Any] = []  # mlflow Metric entities not yet written
+        self._flushed_at = time.monotonic()
 
     @property
     @rank_zero_experiment
@@ -118,10 +128,41 @@ class RunLogger(MLFlowLogger):
             self.experiment.log_batch(run_id=self.run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
     @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Keep the values (named as ``MLFlowLogger`` names them) and write them in batches (``flush``)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR).items():
+            if isinstance(value, str):
+                continue  # MLflow metrics are numbers; MLFlowLogger drops strings too
+            key = re.sub("[^a-zA-Z0-9_/. -]+", "", key)  # the characters MLflow allows, as MLFlowLogger does
+            self._pending.append(Metric(key=key, value=float(value), timestamp=now, step=step or 0))
+        if time.monotonic() - self._flushed_at >= self.flush_every_s:
+            self.flush()
+
+    @rank_zero_only
+    def flush(self) -> None:
+        """Write the kept metrics, 1,000 per call (MLflow's limit)."""
+        pending, self._pending = self._pending, []
+        self._flushed_at = time.monotonic()
+        for start in range(0, len(pending), 1000):
+            self.experiment.log_batch(
+                run_id=self.run_id, metrics=pending[start : start + 1000], **self._log_batch_kwargs
+            )
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """A checkpoint is a point to resume from: the run holds every metric logged before it."""
+        self.flush()
+        super().after_save_checkpoint(checkpoint_callback)
+
+    @rank_zero_only
     def finalize(self, status: str = "success") -> None:
         """Map Lightning's ``failed`` to KILLED when a signal stopped the run; say how it ended."""
         if status == "failed" and self.exit_status is not None:
             status = self.exit_status
+        if self._initialized:
+            self.flush()
         super().finalize(status)
         if self._initialized:
             self._announce({"success": "FINISHED", "failed": "FAILED"}.get(status, status).lower())
