@@ -7,14 +7,13 @@ Metric names (``<i>``: depth index, 0 = first hidden layer, last = output layer)
 
 Cost (README, "Performance"): gradient norms are cheap and measured every ``every_n_steps``; the
 probe measurements (three forward passes over the probe batch) every ``probe_every_n_steps``.
-The values are buffered with their steps and written in one batch per epoch (and at the end or
-on a crash), so the store is not written to between two steps Lightning itself logs.
+The values go to the loggers with their steps; ``RunLogger`` keeps them and writes in batches, so
+measuring does not add a store write to the training steps.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 import lightning as L
 import torch
@@ -52,7 +51,7 @@ class DiagnosticsCallback(L.Callback):
         probe_every = probe_every_n_steps or 4 * self.every_n_steps
         self.probe_every_n_steps = -(-max(1, probe_every) // self.every_n_steps) * self.every_n_steps
         self.probe_size = probe_size
-        self._pending: list[tuple[int, dict[str, float]]] = []
+        self._on = False  # enabled, and the network has blocks to measure (set at fit start)
         self.figures = figures
         self.probe: tuple[Tensor, Tensor] | None = None
         self.epoch_grad_norms: dict[int, list[float]] = {}
@@ -63,9 +62,10 @@ class DiagnosticsCallback(L.Callback):
         return self.enabled and isinstance(getattr(pl_module, "net", None), BlockNetwork)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.enabled and not self._active(pl_module):
+        self._on = self._active(pl_module)
+        if self.enabled and not self._on:
             log.warning("diagnostics need a network with .blocks and .output; they are off for this run")
-        if not self._active(pl_module):
+        if not self._on:
             return
         loader = trainer.datamodule.val_dataloader() if trainer.datamodule is not None else None
         if loader is None:
@@ -82,33 +82,15 @@ class DiagnosticsCallback(L.Callback):
             torch.cat(ys)[: self.probe_size].to(pl_module.device),
         )
 
-    def _flush(self, trainer: L.Trainer) -> None:
-        """Write the buffered measurements, each at its own step: one batch per MLflow logger."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "log_batch") and hasattr(logger, "run_id"):
-                from mlflow.entities import Metric
-
-                now = int(time.time() * 1000)
-                batch = [Metric(k, v, now, step) for step, metrics in pending for k, v in metrics.items()]
-                for start in range(0, len(batch), 1000):  # MLflow's limit per call
-                    experiment.log_batch(logger.run_id, metrics=batch[start : start + 1000])
-            else:
-                for step, metrics in pending:
-                    logger.log_metrics(metrics, step=step)
-
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._active(pl_module) or trainer.global_step % self.every_n_steps:
+        if trainer.global_step % self.every_n_steps or not self._on:
             return
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
         if self.probe is not None and trainer.global_step % self.probe_every_n_steps == 0:
             metrics.update(self.measure(pl_module))
-        if trainer.loggers:
-            self._pending.append((trainer.global_step, metrics))
+        for logger in trainer.loggers:  # RunLogger keeps them and writes in batches
+            logger.log_metrics(metrics, step=trainer.global_step)
 
     def measure(self, pl_module: L.LightningModule) -> dict[str, float]:
         """Activation statistics and the mode gap on the probe batch."""
@@ -138,15 +120,10 @@ class DiagnosticsCallback(L.Callback):
         return metrics
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._active(pl_module) and self._last_grads:
+        if self._on and self._last_grads:
             self.epoch_grad_norms[trainer.current_epoch] = list(self._last_grads)
-        self._flush(trainer)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._flush(trainer)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._flush(trainer)  # a run stopped mid-epoch (max_steps) still writes what it measured
         if not (self._active(pl_module) and self.figures) or trainer.global_rank != 0:
             return
         if self.probe is not None:
