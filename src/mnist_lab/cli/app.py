@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer import Trainer
@@ -25,6 +25,7 @@ from mnist_lab.cli.checkpoint_args import apply_checkpoint
 from mnist_lab.cli.config_log import LogConfigToRun
 from mnist_lab.cli.defaults import default_parser_kwargs
 from mnist_lab.cli.parser import ConciseParser
+from mnist_lab.cli.progress import StepRichProgressBar
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.diagnostics import DiagnosticsCallback
 from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
@@ -76,15 +77,17 @@ class TemplateCLI(LightningCLI):
             logger.init_args.run_name = run_name(config.model.net.as_dict() if config.model.net else {})
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Add the recovery callbacks, and Rich's progress bar unless progress bars are switched off."""
+        """Add the recovery callbacks (predict: the CSV writer), and Rich's bar unless bars are switched off."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
-        callbacks += [StopOnSignal(), RNGState(), InterruptCheckpoint(), PredictionsCSV()]
+        callbacks += [StopOnSignal(), RNGState(), InterruptCheckpoint()]
+        if self.subcommand == "predict":  # every callback costs a few microseconds per hook per step
+            callbacks.append(PredictionsCSV())
         if config.get("logger") is False:  # nothing to log the learning rate to (Lightning would refuse)
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(RichProgressBar(refresh_rate=5))  # a redraw per step costs ~3% of an MLP epoch
+            callbacks.append(StepRichProgressBar(refresh_rate=5))  # a redraw per step costs ~3% of an MLP epoch
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
     def _check_inputs(self) -> None:
