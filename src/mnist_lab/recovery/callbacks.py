@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 from pathlib import Path
@@ -89,6 +90,12 @@ class BestAndLastCheckpoint(ModelCheckpoint):
 
     def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, save_last=save_last, **kwargs)
+
+    @functools.cached_property
+    def state_key(self) -> str:
+        """Lightning formats this key (a repr of the settings) at every hook call, several per step;
+        the settings do not change during a run, so format it once."""
+        return ModelCheckpoint.state_key.fget(self)  # type: ignore[attr-defined]
 
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skipped if just saved
