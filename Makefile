@@ -12,6 +12,7 @@ PRESET     ?=#                presets stacked on it, before the variables below:
 ACT        ?=#                activation name (relu, leaky_relu, elu, sigmoid, maxout, ...)
 ACT_ARGS   ?=#                activation parameters, e.g. ACT_ARGS='{negative_slope: 0.1}'
 INIT       ?=#                weight init (kaiming_normal, xavier_uniform, zeros, ...)
+INIT_ARGS  ?=#                weight-init parameters, e.g. INIT=normal INIT_ARGS='{std: 1.0}'
 DROPOUT    ?=#                dropout probability in [0, 1)
 BN         ?=#                batch norm: true | false
 EPOCHS     ?=#                max epochs
@@ -52,6 +53,7 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(call opt,$(NET).activation,$(ACT)) \
 	$(if $(strip $(ACT_ARGS)),'$(NET).activation_args=$(strip $(ACT_ARGS))') \
 	$(call opt,$(NET).weight_init,$(INIT)) \
+	$(if $(strip $(INIT_ARGS)),'$(NET).weight_init_args=$(strip $(INIT_ARGS))') \
 	$(call opt,$(NET).dropout,$(DROPOUT)) \
 	$(call opt,$(NET).batch_norm,$(BN)) \
 	$(call opt,$(NET).depth,$(DEPTH)) \

@@ -1,17 +1,21 @@
-"""The datamodule on real IDX files: split, normalisation, tensor-resident batches, bad files."""
+"""The datamodule on real IDX files: split, training subset, normalisation, tensor-resident batches, bad files."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 
 from mnist_lab.data.augment import random_affine
 from mnist_lab.data.idx import check_mnist_raw
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
-from mnist_lab.errors import DataError
+from mnist_lab.errors import ConfigError, DataError
+from mnist_lab.models.components import MLP
+from mnist_lab.models.mnist_module import MNISTClassifier
 
 
 def test_split_sizes_are_fixed_by_the_seed(fake_mnist: Path) -> None:
@@ -90,3 +94,70 @@ def test_missing_data_offline_names_the_expected_files(tmp_path: Path, monkeypat
     assert "train-images-idx3-ubyte" in message and "t10k-labels-idx1-ubyte" in message
     assert str(tmp_path / "empty" / "MNIST" / "raw") in message
     assert "network is unreachable" in message and "DATA_DIR" in message
+
+
+def _train_split(fake_mnist: Path, **kwargs) -> MNISTDataModule:
+    dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, shuffle_seed=3, **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_train_size_is_a_fixed_nested_subset_and_leaves_validation_alone(fake_mnist: Path) -> None:
+    full = _train_split(fake_mnist)
+    torch.manual_seed(123)  # the run's seed does not choose the subset
+    small = _train_split(fake_mnist, train_size=300)
+    torch.manual_seed(456)
+    larger = _train_split(fake_mnist, train_size=500)
+    assert len(small._splits["train"]) == 300 and len(small.train_dataloader()) == 5  # ceil(300 / 64)
+    assert torch.equal(small._splits["val"].images, full._splits["val"].images)
+    assert torch.equal(small._splits["train"].images, larger._splits["train"].images[:300])
+    assert torch.equal(larger._splits["train"].images, full._splits["train"].images[:500])
+    assert torch.equal(_train_split(fake_mnist, train_size=300)._splits["train"].labels, small._splits["train"].labels)
+    assert len(_train_split(fake_mnist, train_size=1000)._splits["train"]) == 1000  # all that is left
+
+
+def test_train_size_too_large_or_not_positive_is_one_clear_error(fake_mnist: Path) -> None:
+    message = "train_size=1001 is more than the 1000 training images left of 1200 after val_size=200"
+    with pytest.raises(ConfigError, match=message):
+        MNISTDataModule(str(fake_mnist), val_size=200, train_size=1001).prepare_data()
+    with pytest.raises(ConfigError, match=message):  # setup() checks too: it may run without prepare_data
+        MNISTDataModule(str(fake_mnist), val_size=200, train_size=1001).setup("fit")
+    with pytest.raises(ConfigError, match="train_size must be positive"):
+        MNISTDataModule(str(fake_mnist), train_size=0)
+
+
+def test_train_size_shards_under_ddp_and_resumes_mid_epoch(fake_mnist: Path) -> None:
+    dm = _train_split(fake_mnist, train_size=300)
+    orders = []
+    for rank in (0, 1):  # what each DDP process's loader takes of the same epoch
+        dm.trainer = SimpleNamespace(
+            global_rank=rank, world_size=2, current_epoch=0, strategy=SimpleNamespace(root_device=torch.device("cpu"))
+        )
+        loader = dm.train_dataloader()
+        assert len(loader) == 3  # 150 each, in batches of 64
+        orders.append(loader.order(0))
+    assert sorted(torch.cat(orders).tolist()) == list(range(300))
+    dm.trainer = None
+    first = dm.train_dataloader()
+    batches = iter(first)
+    next(batches), next(batches)
+    rest = [y for _, y in batches]
+    resumed = _train_split(fake_mnist, train_size=300)
+    resumed.load_state_dict({"train_loader": {**first.state_dict(), "consumed": 2}})
+    assert [y.tolist() for _, y in resumed.train_dataloader()] == [y.tolist() for y in rest]
+
+
+def test_the_run_length_follows_train_size(fake_mnist: Path, tmp_path: Path) -> None:
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    data = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, train_size=300)
+    trainer.fit(MNISTClassifier(MLP(depth=1, width=8)), datamodule=data)
+    assert trainer.estimated_stepping_batches == 10 and trainer.global_step == 10

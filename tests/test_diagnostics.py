@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +12,8 @@ import torch.nn.functional as F
 from mlflow import MlflowClient
 
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
-from mnist_lab.diagnostics import DiagnosticsCallback, activation_stats, grad_norms, mode_gap
+from mnist_lab.diagnostics import DiagnosticsCallback, activation_stats, grad_norms, grad_sign_agreement, mode_gap
+from mnist_lab.diagnostics.probes import sign_agreement
 from mnist_lab.models.components import CNN, MLP, BlockNetwork
 from mnist_lab.models.mnist_module import MNISTClassifier
 from mnist_lab.tracking import RunLogger
@@ -78,6 +80,33 @@ def test_means_and_saturation_follow_the_activation() -> None:
     assert activation_stats(MLP(depth=1, width=64, activation="relu"), x)[0].saturation is None
 
 
+def test_grad_sign_agreement_is_one_after_sigmoid_and_near_half_after_tanh() -> None:
+    # One example: the weight gradient's row j is delta_j * inputs, so its signs are the inputs' signs
+    # (times one sign): all alike after a sigmoid, random after tanh on random inputs.
+    x, y = _batch(1)
+    agreement = {}
+    for act in ("sigmoid", "tanh"):
+        net = MLP(depth=2, width=128, activation=act, weight_init="xavier_uniform")
+        F.cross_entropy(net(x), y).backward()
+        agreement[act] = grad_sign_agreement(net)
+    assert agreement["sigmoid"][1:] == [1.0, 1.0]  # fed by sigmoid outputs: hidden layer 1 and the output
+    assert all(0.5 <= a < 0.6 for a in agreement["tanh"])  # the first layer's inputs are random too
+    net = MLP(depth=2, width=128, activation="tanh", weight_init="xavier_uniform")
+    F.cross_entropy(net(_batch(64)[0]), _batch(64)[1]).backward()
+    assert all(0.5 <= a < 0.7 for a in grad_sign_agreement(net))
+
+
+def test_sign_agreement_counts_per_unit_flattens_filters_and_ignores_zeros() -> None:
+    grad = torch.zeros(3, 2, 2, 2)  # conv: out_channels x (in_channels x kh x kw)
+    grad[0] = 1.0  # every weight into unit 0 moves up: 1
+    grad[1, 0], grad[1, 1] = 2.0, -0.5  # half up, half down: 0.5; unit 2 has no gradient and is left out
+    assert float(sign_agreement(grad)) == pytest.approx(0.75)
+    grad[1, 1, 0, 0] = 0.0  # 4 up, 3 down of 7 nonzero
+    assert float(sign_agreement(grad)) == pytest.approx((1 + 4 / 7) / 2)
+    assert torch.isnan(sign_agreement(torch.zeros(4, 5)))  # a step activation's gradient: undefined
+    assert all(math.isnan(a) for a in grad_sign_agreement(MLP(depth=1, width=8)))  # no backward yet: NaN
+
+
 def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
     net = CNN(dropout=0.5, batch_norm=True).train()
     x, y = _batch(32)
@@ -108,12 +137,14 @@ def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path:
     metrics = client.get_run(logger.run_id).data.metrics
     for i in range(3):
         assert f"diag/grad_norm/{i}" in metrics
+        assert 0.5 <= metrics[f"diag/grad_sign_agreement/{i}"] <= 1.0
     for i in range(2):
         for name in ("saturation", "dead_frac", "act_mean", "act_std", "distinct_units"):
             assert f"diag/{name}/{i}" in metrics
     assert {"diag/mode_gap/train_acc", "diag/mode_gap/eval_acc", "diag/mode_gap/gap"} <= set(metrics)
     steps = [m.step for m in client.get_metric_history(logger.run_id, "diag/grad_norm/0")]
     assert steps[0] == 0 and steps == sorted(set(steps)) and all(s % 4 == 0 for s in steps)
+    assert [m.step for m in client.get_metric_history(logger.run_id, "diag/grad_sign_agreement/2")] == steps
     figures = {a.path for a in client.list_artifacts(logger.run_id, "diagnostics")}
     assert figures == {"diagnostics/grad_norm_by_depth.png", "diagnostics/activation_histograms.png"}
 

@@ -14,6 +14,26 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class TensorBatches(Dataset):
+    """A dataset indexed by a list or tensor of indices (or a slice), returning a whole batch with one gather."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: list[int] | Tensor | slice) -> tuple[Tensor, Tensor]:
+        if isinstance(index, slice):  # evaluation: contiguous views, no copy
+            return self.images[index], self.labels[index]
+        idx = torch.as_tensor(index, device=self.labels.device)
+        return self.images[idx], self.labels[idx]
+
+    def to(self, device: torch.device | str) -> TensorBatches:
+        return TensorBatches(self.images.to(device), self.labels.to(device))
 
 
 class TensorBatchLoader:

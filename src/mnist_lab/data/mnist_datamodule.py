@@ -18,35 +18,16 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from mnist_lab.data.augment import random_affine
-from mnist_lab.data.batches import TensorBatchLoader
+from mnist_lab.data.batches import TensorBatches, TensorBatchLoader
 from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.idx import MNIST_FILES, check_mnist_raw, missing_files, read_header
+from mnist_lab.data.splits import check_split_sizes, split_indices
 from mnist_lab.errors import ConfigError, DataError
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-
-
-class TensorBatches(Dataset):
-    """A dataset indexed by a list or tensor of indices (or a slice), returning a whole batch with one gather."""
-
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: list[int] | Tensor | slice) -> tuple[Tensor, Tensor]:
-        if isinstance(index, slice):  # evaluation: contiguous views, no copy
-            return self.images[index], self.labels[index]
-        idx = torch.as_tensor(index, device=self.labels.device)
-        return self.images[idx], self.labels[idx]
-
-    def to(self, device: torch.device | str) -> TensorBatches:
-        return TensorBatches(self.images.to(device), self.labels.to(device))
 
 
 def normalise(images: Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
@@ -66,6 +47,8 @@ class MNISTDataModule(L.LightningDataModule):
             ``kmnist``): its files live in ``<data_dir>/MNIST``, ``FashionMNIST``, ``KMNIST``.
         batch_size: training batch size; ``eval_batch_size`` for validation, test and predict.
         val_size: images held out of the 60,000 for validation, by a ``split_seed`` permutation.
+        train_size: train on only this many of the images left after the validation split (None: all).
+            A fixed subset by ``split_seed``, the same whatever the run's seed (:mod:`~mnist_lab.data.splits`).
         augment: small random affine on training batches (rotation, shift, zoom), batched.
         shuffle_seed: seed of the training order (epoch ``e`` uses ``(shuffle_seed, e)``); default: the run's seed
             (``seed_everything``).
@@ -82,6 +65,7 @@ class MNISTDataModule(L.LightningDataModule):
         eval_batch_size: int = 1000,
         val_size: int = 5000,
         split_seed: int = 42,
+        train_size: int | None = None,
         augment: bool = False,
         augment_degrees: float = 10.0,
         augment_translate: float = 0.1,
@@ -94,6 +78,8 @@ class MNISTDataModule(L.LightningDataModule):
             raise ConfigError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
         if val_size <= 0:
             raise ConfigError(f"val_size must be positive, got {val_size}")
+        if train_size is not None and train_size <= 0:
+            raise ConfigError(f"train_size must be positive (or None for all), got {train_size}")
         self.spec = get_dataset(dataset)
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
@@ -130,8 +116,8 @@ class MNISTDataModule(L.LightningDataModule):
             self._download()
         check_mnist_raw(self.raw_dir)
         n_train = read_header(self.raw_dir / "train-labels-idx1-ubyte")[1][0]
-        if self.hparams.val_size >= n_train:  # here, before the run exists, not in setup()
-            raise ConfigError(f"val_size={self.hparams.val_size} leaves no training images of {n_train}")
+        # here, before the run exists (and again in setup(), which may run without prepare_data)
+        check_split_sizes(n_train, self.hparams.val_size, self.hparams.train_size)
 
     def _download(self) -> None:
         name = self.spec.torchvision_class
@@ -162,11 +148,8 @@ class MNISTDataModule(L.LightningDataModule):
         if stage in (None, "fit", "validate") and "train" not in self._splits:
             check_mnist_raw(self.raw_dir)
             images, labels = self._load(train=True)
-            if self.hparams.val_size >= len(labels):
-                raise ConfigError(f"val_size={self.hparams.val_size} leaves no training images of {len(labels)}")
-            g = torch.Generator().manual_seed(self.hparams.split_seed)
-            order = torch.randperm(len(labels), generator=g)
-            val, train = order[: self.hparams.val_size], order[self.hparams.val_size :]
+            hp = self.hparams
+            val, train = split_indices(len(labels), hp.val_size, hp.train_size, hp.split_seed)
             self._splits["train"] = TensorBatches(images[train], labels[train])
             self._splits["val"] = TensorBatches(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self._splits:

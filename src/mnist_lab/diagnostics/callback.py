@@ -1,12 +1,15 @@
 """The diagnostics callback: logs ``diag/*`` metrics every N steps and figures at the end of fit.
 
 Metric names (``<i>``: depth index, 0 = first hidden layer, last = output layer):
-``diag/grad_norm/<i>``, ``diag/saturation/<i>`` (sigmoid/tanh family only), ``diag/dead_frac/<i>``,
-``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and the mode gap
-``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
+``diag/grad_norm/<i>`` (weight-gradient L2 norm), ``diag/grad_sign_agreement/<i>`` (per unit, the share
+of its weight gradients with the majority sign, averaged: near 1 when the layer's inputs are all
+positive, about 0.5 when they are zero-centred), ``diag/saturation/<i>`` (sigmoid/tanh family only),
+``diag/dead_frac/<i>``, ``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and
+the mode gap ``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
 
-Cost (README, "Performance"): gradient norms are cheap and measured every ``every_n_steps``; the
-probe measurements (three forward passes over the probe batch) every ``probe_every_n_steps``.
+Cost (README, "Performance"): the gradient measurements (norms and sign agreement, one pass over
+the weight gradients each) are cheap and taken every ``every_n_steps``; the probe measurements
+(three forward passes over the probe batch) every ``probe_every_n_steps``.
 The values go to the loggers with their steps; ``RunLogger`` keeps them and writes in batches, so
 measuring does not add a store write to the training steps.
 """
@@ -20,7 +23,7 @@ import torch
 from torch import Tensor
 
 from mnist_lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
-from mnist_lab.diagnostics.probes import LayerStats, activation_stats, grad_norms, mode_gap
+from mnist_lab.diagnostics.probes import LayerStats, activation_stats, grad_norms, grad_sign_agreement, mode_gap
 from mnist_lab.models.components.blocks import BlockNetwork
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class DiagnosticsCallback(L.Callback):
             return
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
+        agreement = grad_sign_agreement(pl_module.net)
+        metrics.update({f"diag/grad_sign_agreement/{i}": a for i, a in enumerate(agreement)})
         if self.probe is not None and trainer.global_step % self.probe_every_n_steps == 0:
             metrics.update(self.measure(pl_module))
         for logger in trainer.loggers:  # RunLogger keeps them and writes in batches

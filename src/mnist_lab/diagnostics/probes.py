@@ -27,6 +27,30 @@ def grad_norms(net: BlockNetwork) -> list[float]:
     return [float(layer.weight.grad.norm()) if layer.weight.grad is not None else 0.0 for layer in weight_layers(net)]
 
 
+def sign_agreement(grad: Tensor) -> Tensor:
+    """Per output unit (a row; a conv filter's in_channels x kh x kw), the share of its nonzero
+    incoming gradients with the majority sign, ``max(#pos, #neg) / #nonzero``, averaged over units.
+
+    ``(1 + |sum of signs| / #nonzero) / 2`` is the same number from one ``sign()`` pass. For one
+    example the row is ``delta_j * inputs``, so inputs of one sign (sigmoid outputs) give exactly 1:
+    every weight into a unit must move the same way, the zig-zag the textbook blames on non-zero-centred
+    activations. NaN when no unit has a nonzero gradient (a step activation).
+    """
+    signs = grad.detach().flatten(1).sign()
+    nonzero = signs.abs().sum(dim=1)
+    share = (1 + signs.sum(dim=1).abs() / nonzero) / 2  # NaN for all-zero rows, left out just below
+    return share.nanmean()
+
+
+def grad_sign_agreement(net: BlockNetwork) -> list[float]:
+    """:func:`sign_agreement` of each layer's weight gradient, input side first (NaN where there is none)."""
+    grads = [layer.weight.grad for layer in weight_layers(net)]
+    shares = [sign_agreement(g) if g is not None else None for g in grads]
+    present = [s for s in shares if s is not None]
+    values = iter(torch.stack(present).tolist() if present else [])  # one device sync for every layer
+    return [next(values) if s is not None else float("nan") for s in shares]
+
+
 @dataclass
 class LayerStats:
     """What one hidden layer's outputs look like on the probe batch."""

@@ -8,6 +8,7 @@ the epoch metrics are fed every ``METRIC_UPDATE_EVERY`` steps with those steps' 
 (one update instead of 32; no per-step ``compute()``), the per-step values
 ``train/loss`` and ``train/acc`` are computed and logged on the steps the logger writes
 (every ``trainer.log_every_n_steps``), and gradient clipping skips its no-op rescale on the CPU.
+The default loss is ``F.cross_entropy`` itself (:mod:`~mnist_lab.models.losses`), with no wrapper.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
@@ -27,8 +27,10 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from mnist_lab.errors import DivergenceError
+from mnist_lab.models.clipping import clip_gradients
 from mnist_lab.models.components import MLP
 from mnist_lab.models.divergence import divergence_message
+from mnist_lab.models.losses import LossName, OutputName, get_loss
 from mnist_lab.models.net_config import build, describe
 
 Batch = tuple[Tensor, Tensor]
@@ -38,7 +40,7 @@ METRIC_UPDATE_EVERY = 32  # training steps whose outcomes update the epoch metri
 
 
 class MNISTClassifier(L.LightningModule):
-    """Classifies with cross-entropy on logits (``F.cross_entropy`` applies log-softmax itself).
+    """Classifies by the argmax of the network's logits, trained with the ``(loss, output)`` pair's loss.
 
     The network's description (``class_path`` and ``init_args``) is saved with the hyperparameters, so
     ``MNISTClassifier.load_from_checkpoint(path)`` rebuilds the network the checkpoint's weights belong to.
@@ -50,6 +52,10 @@ class MNISTClassifier(L.LightningModule):
         scheduler: a callable ``optimizer -> LRScheduler`` or None. One with ``set_horizon``
             (:class:`~mnist_lab.models.schedules.CosineDecay`) is told the run's length.
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+        loss, output: the training loss and the squashing it sees (:mod:`~mnist_lab.models.losses`):
+            ``cross_entropy`` + ``softmax`` (default, ``F.cross_entropy`` on the logits), ``cross_entropy``
+            + ``sigmoid`` (per-class binary cross-entropy, from the logits), ``mse`` + either (squared
+            error of the squashed outputs against one-hot targets). Predictions are the logits' argmax.
         num_classes, input_shape: what the data is (the CLI links them from the datamodule).
         compile: run the network through ``torch.compile`` (GPU only; ignored, with a log line, on CPU).
         channels_last: keep the network's weights and 4-D inputs in ``channels_last`` memory format,
@@ -66,8 +72,11 @@ class MNISTClassifier(L.LightningModule):
         input_shape: tuple[int, int, int] = (1, 28, 28),
         compile: bool = False,
         channels_last: bool = False,
+        loss: LossName = "cross_entropy",
+        output: OutputName = "softmax",
     ) -> None:
         super().__init__()
+        self.loss_fn = get_loss(loss, output)  # first, so a bad name fails before anything is built
         if isinstance(net, Mapping):  # rebuilt from a checkpoint's description
             net = build(net)
         self.net = net if net is not None else MLP()
@@ -136,7 +145,7 @@ class MNISTClassifier(L.LightningModule):
     def _step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         x, y = batch
         logits = self(x)
-        return F.cross_entropy(logits, y), logits.argmax(dim=1), y
+        return self.loss_fn(logits, y), logits.argmax(dim=1), y
 
     def on_train_start(self) -> None:
         # The sanity-check validation pass must not count towards the best val/acc.
@@ -172,20 +181,8 @@ class MNISTClassifier(L.LightningModule):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        """Clip by norm as Lightning does, but skip the rescale by 1.0 when the norm is under the limit.
-
-        On the CPU reading the norm costs nothing, and the rescale of every gradient is most of
-        ``clip_grad_norm_``'s time; on a GPU reading it would synchronise, so Lightning's path runs.
-        """
-        if not gradient_clip_val or gradient_clip_algorithm not in (None, "norm"):
-            return self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not params or params[0].device.type != "cpu":
-            return self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        total = torch.nn.utils.get_total_norm([p.grad for p in params])
-        if not total <= gradient_clip_val:  # also rescales (to nan) when the norm is not finite, like torch
-            torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, total)
-        return None
+        """Lightning's clipping by norm, minus the rescale by 1.0 on the CPU (see :func:`clip_gradients`)."""
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _update_train_metrics(self) -> None:
         """Feed the kept steps' outcomes to the epoch metrics: the same result as one update per step."""

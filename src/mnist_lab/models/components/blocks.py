@@ -7,9 +7,11 @@ usual choice, or after it) and one structure the diagnostics can walk (:class:`B
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 from mnist_lab.errors import ConfigError
@@ -50,6 +52,17 @@ def check_positive(name: str, values: int | list[int] | tuple[int, ...]) -> None
     items = values if isinstance(values, (list, tuple)) else [values]
     if any(int(v) <= 0 for v in items):
         raise ConfigError(f"{name} must be positive, got {values}")
+
+
+def check_finite(name: str, value: float) -> float:
+    """A number the init can use: finite (``output_gain=inf`` would start the run at NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value}")
+    return number
 
 
 def check_network_options(
@@ -116,11 +129,28 @@ def initialise(
     scheme: str,
     scheme_args: Mapping[str, Any] | None,
     activation: Activation,
+    output_gain: float = 1.0,
+    bias_init: float = 0.0,
 ) -> None:
-    """Init every hidden layer for its activation's gain and the output layer as linear."""
+    """Init every hidden layer for its activation's gain and the output layer as linear.
+
+    Then the deliberate bad starts the textbook warns about: ``output_gain`` scales the output layer's
+    weights (20: logits large enough to saturate a sigmoid or softmax), ``bias_init`` is every hidden
+    block's shift before its activation (-1: ReLU units that start dead). That shift is the layer's
+    bias, or, when batch norm before the activation replaces the bias, the norm's own shift.
+    """
     for block in blocks:
         init_layer(block.layer, scheme, activation.nonlinearity, activation.param, scheme_args)
         if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
             nn.init.ones_(block.norm.weight)
             nn.init.zeros_(block.norm.bias)
+        if bias_init:
+            shift = getattr(block.layer, "bias", None)
+            if shift is None and block.norm_position == "before" and hasattr(block.norm, "bias"):
+                shift = block.norm.bias
+            if shift is not None:
+                nn.init.constant_(shift, bias_init)
     init_layer(output, scheme, "linear", None, scheme_args)
+    if output_gain != 1.0:
+        with torch.no_grad():
+            output.weight.mul_(output_gain)

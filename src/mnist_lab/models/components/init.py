@@ -1,8 +1,9 @@
 """The weight-init registry: one name -> one function of (weight, nonlinearity, param, args).
 
 Gains come from ``torch.nn.init.calculate_gain`` for the layer's activation (leaky_relu and PReLU
-with their slope). Biases always start at zero and BatchNorm at weight 1, bias 0, so the scheme
-alone decides how the weights start.
+with their slope). Biases start at zero and BatchNorm at weight 1, bias 0, so the scheme alone
+decides how the weights start (the networks' ``output_gain`` and ``bias_init`` then change that on
+purpose: :func:`~mnist_lab.models.components.blocks.initialise`).
 """
 
 from __future__ import annotations
