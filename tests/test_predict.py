@@ -23,7 +23,7 @@ from mnist_lab.tracking import RunLogger
 from mnist_lab.tracking.callback import log_pytorch_model
 
 BACKGROUND = -MNIST_MEAN / MNIST_STD  # a black MNIST pixel, normalised
-COLUMNS = ["file", "predicted", "probability", *(f"p{k}" for k in range(10))]
+COLUMNS = ["file", "predicted", "class", "probability", *(f"p{k}" for k in range(10))]
 
 
 def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
@@ -98,7 +98,7 @@ def test_predict_prints_a_table_and_writes_the_csv(
     out = tmp_path / "out" / "predictions.csv"
     assert main([str(checkpoint), str(tmp_path / "digits"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0].split() == ["file", "predicted", "probability"]
+    assert printed.splitlines()[0].split() == ["file", "predicted", "class", "probability"]
     with out.open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -107,6 +107,7 @@ def test_predict_prints_a_table_and_writes_the_csv(
     for row in rows:
         probs = [float(row[f"p{k}"]) for k in range(10)]
         assert int(row["predicted"]) == images[Path(row["file"])], row["file"]
+        assert row["class"] == row["predicted"]  # MNIST's class names are its digits
         assert float(row["probability"]) == max(probs) and sum(probs) == pytest.approx(1, abs=1e-4)
         assert Path(row["file"]).name in printed
 
@@ -170,3 +171,20 @@ def test_make_predict(repo_root: Path, checkpoint: Path, images: dict[Path, int]
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     missing = subprocess.run(["make", "-s", "predict"], cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "error: make predict CKPT=" in missing.stderr
+
+
+def test_the_table_and_csv_name_the_class_of_the_models_dataset(tmp_path: Path) -> None:
+    from mnist_lab.data.datasets import get_dataset
+    from mnist_lab.predict.__main__ import table, write_csv
+
+    names = get_dataset("fashion_mnist").class_names
+    probs = torch.full((2, 10), 0.01)
+    probs[0, 9], probs[1, 1] = 0.91, 0.91
+    paths = [Path("boot.png"), Path("trousers.png")]
+    assert [line.split()[2:4] for line in table(paths, probs, names).splitlines()[1:]] == [
+        ["Ankle", "boot"],
+        ["Trouser", "0.9100"],
+    ]
+    write_csv(tmp_path / "p.csv", paths, probs, names)
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [(r["predicted"], r["class"]) for r in rows] == [("9", "Ankle boot"), ("1", "Trouser")]
