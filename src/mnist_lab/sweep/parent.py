@@ -108,6 +108,6 @@ def _plots(client: MlflowClient, run_id: str, study: optuna.Study) -> None:
             path = Path(tmp) / f"{name}.png"
             axes = plot(study)
             axes.figure.tight_layout()
-            axes.figure.savefig(path, dpi=100)
+            axes.figure.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(axes.figure)
             client.log_artifact(run_id, str(path), "plots")
