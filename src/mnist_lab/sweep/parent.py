@@ -16,7 +16,7 @@ import optuna
 from mlflow import MlflowClient
 
 from mnist_lab.sweep.spec import SweepSpec
-from mnist_lab.sweep.trial import RUN_ID_ATTR
+from mnist_lab.sweep.trial import RUN_ID_ATTR, STATE_TAG
 from mnist_lab.tracking import RunLogger
 from mnist_lab.tracking.logger import resolve_tracking_uri
 
@@ -58,9 +58,21 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return {state.name.lower(): sum(t.state == state for t in trials) for state in States}
 
 
+def close_stale_children(client: MlflowClient, study: optuna.Study) -> None:
+    """A trial whose process was killed outright is FAIL in Optuna (stale heartbeat), but its run was
+    left RUNNING: end it KILLED and tag it failed."""
+    for trial in study.get_trials(deepcopy=False, states=(States.FAIL,)):
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if run_id and client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, STATE_TAG, "failed")
+            client.set_tag(run_id, "error", "its process was killed: Optuna marked the trial FAIL (stale heartbeat)")
+            client.set_terminated(run_id, "KILLED")
+
+
 def summarise(logger: RunLogger, study: optuna.Study, spec: SweepSpec) -> str:
     """Log the best trial, counts, plots and importances to the parent; return a one-line summary."""
     client, run_id = logger.experiment, logger.run_id
+    close_stale_children(client, study)
     counts = _counts(study)
     finished = counts["complete"] + counts["pruned"] + counts["fail"]
     for state in ("complete", "pruned", "fail", "running"):
