@@ -25,17 +25,20 @@ DATASET    ?=#                mnist (default) | fashion_mnist | kmnist: files in
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw (FashionMNIST/raw, KMNIST/raw)
 DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
-RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>
+RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
-NAME       ?=#                `make rename`: the new package name, e.g. digit_lab
-QUICK      ?=#                `make compare QUICK=1`: the reduced grid
-JOBS       ?=#                `make compare`: parallel processes
+NAME       ?=#                `make rename`: the new package name, e.g. digit_lab; `make sweep`: the study name
+QUICK      ?=#                `make compare QUICK=1`: the reduced grid; `make sweep QUICK=1`: a few tiny trials
+JOBS       ?=#                `make compare`, `make sweep`: parallel processes
 REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
+SWEEP      ?= configs/sweeps/mlp.yaml#  `make sweep`: the sweep file (search space, base args, n_trials)
+TRIALS     ?=#                `make sweep`: n_trials, the complete + pruned trials the study should hold
+STORAGE    ?=#                `make sweep`: Optuna storage URL (default sqlite:///mlruns/optuna.db)
 
 # The CLI loads configs/defaults.yaml and configs/net/mlp.yaml itself; then, in this order, the
 # network, its recipe, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
@@ -69,7 +72,7 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(call opt,--ckpt_path,$(RESUME)) \
 	$(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename compare clean
+.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename compare sweep clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -117,6 +120,12 @@ predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPU
 compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
 	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
 		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
+
+sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RESUME=1, STORAGE=, NAME=, QUICK=1)
+	$(PY) scripts/sweep.py --sweep=$(SWEEP) $(call opt,--trials,$(TRIALS)) $(call opt,--jobs,$(JOBS)) \
+		$(if $(strip $(RESUME)),--resume) $(call opt,--storage,$(STORAGE)) $(call opt,--name,$(NAME)) \
+		$(if $(QUICK),--quick) $(call opt,--data-dir,$(DATA_DIR)) $(call opt,--experiment,$(EXPERIMENT)) \
+		$(if $(strip $(ARGS)),-- $(ARGS))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q

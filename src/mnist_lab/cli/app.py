@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.trainer import Trainer
@@ -142,8 +142,12 @@ def _stopped(signum: int, forced: bool) -> SystemExit:
     return SystemExit(128 + signum)
 
 
-def main(args: list[str] | dict[str, Any] | None = None) -> TemplateCLI | None:
-    """Run the CLI; return it (tests read ``cli.trainer``), or exit non-zero as the module docstring says."""
+def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Callback] = ()) -> TemplateCLI | None:
+    """Run the CLI; return it (tests read ``cli.trainer``), or exit non-zero as the module docstring says.
+
+    ``callbacks`` join the trainer's without entering the logged config (a sweep's pruning callback
+    holds a live Optuna trial, which no config file can name).
+    """
     with stop_signals():
         try:
             return TemplateCLI(
@@ -156,6 +160,7 @@ def main(args: list[str] | dict[str, Any] | None = None) -> TemplateCLI | None:
                 parser_kwargs=default_parser_kwargs(TemplateCLI.subcommands()),
                 auto_configure_optimizers=False,
                 seed_everything_default=42,
+                trainer_defaults={"callbacks": list(callbacks)} if callbacks else None,
                 args=args,
             )
         except TrainingInterrupted as stop:
