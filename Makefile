@@ -32,9 +32,11 @@ CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
 NAME       ?=#                `make rename`: the new package name, e.g. digit_lab
-QUICK      ?=#                `make compare QUICK=1`: the reduced grid
+QUICK      ?=#                `make compare QUICK=1`: a few batches per run, 1 seed, report under outputs/study/
+SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 3; QUICK: 1)
+CLAIM      ?=#                `make compare`: claims to run (default all), e.g. CLAIM='saturation init'; `--claim` lists them
 JOBS       ?=#                `make compare`: parallel processes
-REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
+REPORT     ?=#                `make compare`: where the report goes (default reports/activation_study.md; QUICK: outputs/study/)
 
 # The CLI loads configs/defaults.yaml and configs/net/mlp.yaml itself; then, in this order, the
 # network, its recipe, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
@@ -112,8 +114,9 @@ predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPU
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.predict "$(CKPT)" "$(INPUT)" $(call opt,--out,$(OUT))
 
-compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
-	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
+compare: ## The study: each claim's grid x SEEDS, nested MLflow runs -> reports/activation_study.md (CLAIM=, QUICK=1, JOBS=)
+	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--seeds,$(SEEDS)) \
+		$(if $(strip $(CLAIM)),--claim $(strip $(CLAIM))) $(call opt,--jobs,$(JOBS)) \
 		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
