@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mnist_lab.study.claims.base import Claim, Groups, Panel
 from mnist_lab.study.results import RunRecord
@@ -34,21 +35,27 @@ def empty(ax: Axes, title: str, why: str) -> None:
 
 
 def _band(ax: Axes, runs: list[list[float]], label: str, colour: object, log: bool, start: int = 0) -> bool:
-    """Mean ± std over seeds at each position (as far as every seed reaches); False if nothing to draw."""
+    """Mean ± std over seeds at each position (as far as every seed reaches); False if nothing to draw.
+
+    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band),
+    since these quantities span orders of magnitude and an arithmetic std would reach below zero.
+    """
     runs = [r for r in runs if r]
     if not runs:
         return False
+    floor = 1e-12
     length = min(len(r) for r in runs)
-    stats = [summarise(r[i] for r in runs) for i in range(length)]
+    stats = [summarise(math.log10(max(r[i], floor)) if log else r[i] for r in runs) for i in range(length)]
     index = [i for i, s in enumerate(stats) if s is not None]
-    means = [stats[i].mean for i in index]  # type: ignore[union-attr]
-    stds = [stats[i].std for i in index]  # type: ignore[union-attr]
     xs = [i + start for i in index]
+    centre = [stats[i].mean for i in index]  # type: ignore[union-attr]
+    spread = [stats[i].std for i in index]  # type: ignore[union-attr]
+    low = [c - s for c, s in zip(centre, spread, strict=True)]
+    high = [c + s for c, s in zip(centre, spread, strict=True)]
     if log:
-        means = [max(v, 1e-12) for v in means]
-    ax.plot(xs, means, marker="o", markersize=3, label=f"{label} (n={len(runs)})", color=colour)
-    low = [max(v - s, 1e-12) if log else v - s for v, s in zip(means, stds, strict=True)]
-    ax.fill_between(xs, low, [v + s for v, s in zip(means, stds, strict=True)], color=colour, alpha=0.2)
+        centre, low, high = ([10**v for v in values] for values in (centre, low, high))
+    ax.plot(xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)})", color=colour)
+    ax.fill_between(xs, low, high, color=colour, alpha=0.2)
     return True
 
 
@@ -75,20 +82,18 @@ def _series(record: RunRecord, panel: Panel) -> list[float]:
 
 def _lines(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
     colours = colormaps["tab10"]
+    by_epoch = panel.kind == "curve" and panel.key.startswith(("val/", "train/acc_epoch"))
     drawn = False
     for k, name in enumerate(variants):
-        drawn |= _band(ax, [_series(r, panel) for r in groups[name]], name, colours(k % 10), panel.log)
+        runs = [_series(r, panel) for r in groups[name]]
+        drawn |= _band(ax, runs, name, colours(k % 10), panel.log, start=1 if by_epoch else 0)
     if not drawn:
         return False
     if panel.log:
         ax.set_yscale("log")
-    ax.set_xlabel(
-        "layer (0 = first hidden)"
-        if panel.kind == "depth"
-        else "epoch - 1"
-        if panel.key.startswith(("val/", "train/acc_epoch"))
-        else "measurement"
-    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xlabel = "epoch" if by_epoch else "measurement (every --diagnostics.every_n_steps)"
+    ax.set_xlabel("layer (0 = first hidden; last = output, if logged)" if panel.kind == "depth" else xlabel)
     ax.set_ylabel(panel.ylabel or panel.key)
     ax.legend(fontsize=7)
     return True

@@ -50,6 +50,8 @@ class Difference:
     beyond_spread: bool
 
     def describe(self, spec: str = ".4f", scale: float = 1.0) -> str:
+        if math.isnan(self.stderr):
+            return f"Δ = {format(scale * self.delta, '+' + spec)} (one seed: no spread to compare with)"
         p = f", Welch p = {self.p_value:.3f}" if self.p_value is not None else ""
         spread = "beyond the seed spread" if self.beyond_spread else "within the seed spread"
         delta, se = format(scale * self.delta, "+" + spec), format(scale * self.stderr, spec)

@@ -29,6 +29,7 @@ class Column:
 class Panel:
     """One plot of a claim's figure.
 
+    Lines are mean ± std over seeds (geometric on a ``log`` axis).
     ``kind``: ``depth`` (a per-layer ``prefix/<i>`` at init or at the end), ``curve`` (a metric over
     training: ``key`` (``prefix/-1``: the output layer), ``minus`` another, or with ``layer_mean`` the
     mean over ``key``'s layers), ``points`` (``column`` per variant with seed error bars, on a zoomed
@@ -65,12 +66,15 @@ class Verdict:
     holds: bool | None
     lines: list[str] = field(default_factory=list)
     has_data: bool = False
+    one_seed: bool = False
 
     @property
     def label(self) -> str:
         if self.holds is not None:
             return "holds" if self.holds else "does not hold"
-        return "inconclusive: within the seed spread" if self.has_data else "no data"
+        if not self.has_data:
+            return "no data"
+        return "inconclusive: one seed" if self.one_seed else "inconclusive: within the seed spread"
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,15 @@ def verdict(claim: Claim, groups: Groups) -> Verdict:
             continue
         d: Difference = difference(a, b)
         expected = d.delta < 0 if check.lower else d.delta > 0
-        outcomes.append("within" if not d.beyond_spread else "shown" if expected else "contrary")
+        outcomes.append(
+            "single" if min(a.n, b.n) < 2 else "within" if not d.beyond_spread else "shown" if expected else "contrary"
+        )
         result.lines.append(
             f"{check.better} vs {check.worse}, {column.title} ({'lower' if check.lower else 'higher'} expected): "
             f"{d.describe(column.spec, column.scale)} → {'as expected' if expected else 'the other way'}"
         )
     result.has_data = any(o != "missing" for o in outcomes)
+    result.one_seed = result.has_data and all(o in ("single", "missing") for o in outcomes)
     if "contrary" in outcomes:
         result.holds = False
     elif outcomes and all(o == "shown" for o in outcomes):
