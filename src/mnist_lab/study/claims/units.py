@@ -14,7 +14,8 @@ def _dead_variants() -> tuple[Variant, ...]:
     out = []
     for name in ("relu", "leaky_relu", "prelu", "elu"):
         base = act(name, "kaiming_normal")
-        out.append(Variant(name, base, cell=(name, "lr 1e-3")))
+        if name == "relu":  # the low-rate baseline; the others only at the high rate (the study's time budget)
+            out.append(Variant(name, base, cell=(name, "lr 1e-3")))
         out.append(
             Variant(
                 f"{name} lr={HIGH_LR}",
@@ -35,8 +36,9 @@ DEAD_RELUS = Claim(
         "step or a negative bias start sends units there. Leaky ReLU, PReLU and ELU keep a gradient."
     ),
     measured=(
-        f"A 4x256 MLP with He init, 2 epochs of 100 batches, AdamW at lr 1e-3 and {HIGH_LR}, and hidden biases "
-        "starting at -1 (`bias_init=-1`). Dead fraction: hidden units constant over the probe batch, at the end."
+        f"A 4x256 MLP with He init, 2 epochs of 100 batches; AdamW at lr {HIGH_LR} for all four, and for ReLU "
+        "also at lr 1e-3 and with hidden biases starting at -1 (`bias_init=-1`). Dead fraction: hidden units "
+        "constant over the probe batch, at the end."
     ),
     variants=_dead_variants(),
     args=(
