@@ -133,6 +133,7 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
 
     report = tmp_path / "outputs" / "study" / "activation_study.md"
     assert not (tmp_path / "reports").exists()  # the shipped report is never the quick one's
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["study"]  # no run's checkpoints are left
     text = report.read_text()
     assert "## Vanishing gradients with depth" in text and "## Saturated" not in text
     rows = [line for line in text.splitlines() if line.startswith(("| sigmoid", "| relu"))]
