@@ -33,9 +33,11 @@ CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
 NAME       ?=#                `make rename`: the new package name, e.g. digit_lab; `make sweep`: the study name
-QUICK      ?=#                `make compare QUICK=1`: the reduced grid; `make sweep QUICK=1`: a few tiny trials
+QUICK      ?=#                `make compare QUICK=1`: a few batches per run, 1 seed, report under outputs/study/; `make sweep QUICK=1`: a few tiny trials
+SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 3; QUICK: 1)
+CLAIM      ?=#                `make compare`: claims to run (default all), e.g. CLAIM='saturation init'; `--claim` lists them
 JOBS       ?=#                `make compare`, `make sweep`: parallel processes
-REPORT     ?= reports/activation_study.md#  `make compare`: where the report goes
+REPORT     ?=#                `make compare`: where the report goes (default reports/activation_study.md; QUICK: outputs/study/)
 SWEEP      ?= configs/sweeps/mlp.yaml#  `make sweep`: the sweep file (search space, base args, n_trials)
 TRIALS     ?=#                `make sweep`: n_trials, the complete + pruned trials the study should hold
 STORAGE    ?=#                `make sweep`: Optuna storage URL (default sqlite:///mlruns/optuna.db)
@@ -117,8 +119,9 @@ predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPU
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.predict "$(CKPT)" "$(INPUT)" $(call opt,--out,$(OUT))
 
-compare: ## The activation study: grid of runs -> reports/activation_study.md (QUICK=1, JOBS=n)
-	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--jobs,$(JOBS)) \
+compare: ## The study: each claim's grid x SEEDS, nested MLflow runs -> reports/activation_study.md (CLAIM=, QUICK=1, JOBS=)
+	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--seeds,$(SEEDS)) \
+		$(if $(strip $(CLAIM)),--claim $(strip $(CLAIM))) $(call opt,--jobs,$(JOBS)) \
 		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
 
 sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RESUME=1, STORAGE=, NAME=, QUICK=1)

@@ -1,69 +1,87 @@
-"""The study's grid and how one configuration becomes one CLI invocation."""
+"""The study's runs: one claim's configuration x one seed becomes one ``python -m mnist_lab fit`` process."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_lab.models.components.activations import ACTIVATIONS
-
 REPO = Path(__file__).resolve().parents[3]
+NET = "--model.net.init_args"
+PARENT_TAG = "mlflow.parentRunId"  # the tag the MLflow UI nests child runs by
+
+# Every run: the study preset on the MLP, no final test (the study reads val/acc), no progress bar in the logs.
+BASE_ARGS = (
+    "--config",
+    str(REPO / "configs" / "net" / "mlp.yaml"),
+    "--config",
+    str(REPO / "configs" / "study.yaml"),
+    "--run_test=false",
+    "--trainer.enable_progress_bar=false",
+)
+
+# Quick mode (tests, a smoke check): a few batches, two short epochs; given after a claim's own args, so they win.
+QUICK_ARGS = (
+    "--trainer.limit_train_batches=6",
+    "--trainer.max_epochs=2",
+    "--diagnostics.every_n_steps=2",
+    "--diagnostics.probe_every_n_steps=2",
+)
 
 
 @dataclass(frozen=True)
-class Config:
-    """One cell of the grid."""
+class Variant:
+    """One configuration of a claim: a short name, its CLI overrides, and where it sits in a heatmap."""
 
-    activation: str
-    init: str  # "default" (PyTorch's) or the activation's recommended init
-    batch_norm: bool
+    name: str
+    overrides: tuple[str, ...] = ()
+    cell: tuple[str, str] | None = None  # (row, column), for claims drawn as a heatmap
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a claim's variant with one seed."""
+
+    claim: str
+    variant: Variant
     seed: int
 
     @property
     def label(self) -> str:
-        return f"{self.activation}/{self.init}/{'bn' if self.batch_norm else 'no-bn'}/s{self.seed}"
-
-
-def grid(activations: list[str], inits: list[str], batch_norm: list[bool], seeds: list[int]) -> list[Config]:
-    """``inits`` holds ``default`` and/or ``recommended``; the latter resolves per activation."""
-    configs = []
-    for act, init, bn, seed in itertools.product(activations, inits, batch_norm, seeds):
-        scheme = ACTIVATIONS[act].recommended_init if init == "recommended" else init
-        configs.append(Config(act, scheme, bn, seed))
-    return list(dict.fromkeys(configs))  # drop repeats, keep order
+        return f"{self.claim}/{self.variant.name}/s{self.seed}"
 
 
 def command(
-    config: Config, *, study_id: str, experiment: str, data_dir: str, epochs: int, extra: list[str]
+    job: Job,
+    *,
+    study_id: str,
+    parent_run_id: str,
+    experiment: str,
+    data_dir: str,
+    claim_args: tuple[str, ...],
+    extra: list[str],
 ) -> list[str]:
-    """The ``python -m mnist_lab fit`` invocation for one configuration."""
+    """The CLI invocation: the claim's shared args, then the variant's, then the caller's (the later wins)."""
     tags = {
+        PARENT_TAG: parent_run_id,
         "study": study_id,
-        "study.activation": config.activation,
-        "study.init": config.init,
-        "study.batch_norm": "bn" if config.batch_norm else "no-bn",
-        "study.seed": str(config.seed),
+        "study.claim": job.claim,
+        "study.variant": job.variant.name,
+        "study.seed": str(job.seed),
     }
-    net = "--model.net.init_args"
     return [
         sys.executable,
         "-m",
         "mnist_lab",
         "fit",
-        "--config",
-        str(REPO / "configs" / "net" / "mlp.yaml"),
-        "--config",
-        str(REPO / "configs" / "study.yaml"),
-        f"{net}.activation={config.activation}",
-        f"{net}.weight_init={config.init}",
-        f"{net}.batch_norm={str(config.batch_norm).lower()}",
-        f"--seed_everything={config.seed}",
-        f"--trainer.max_epochs={epochs}",
+        *BASE_ARGS,
+        f"--seed_everything={job.seed}",
         f"--data.data_dir={data_dir}",
         f"--trainer.logger.init_args.experiment_name={experiment}",
+        f"--trainer.logger.init_args.run_name={job.label}",
         f"--trainer.logger.init_args.tags={json.dumps(tags)}",
+        *claim_args,
+        *job.variant.overrides,
         *extra,
     ]

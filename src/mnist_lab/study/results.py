@@ -1,70 +1,108 @@
-"""Read the study's runs back from MLflow and reduce each to one table row."""
+"""Read a study back from MLflow: its parent run, and each child run as a record of metric histories.
+
+The children are found with ``mlflow.search_runs`` on the ``mlflow.parentRunId`` tag, so a report
+can be rebuilt from the store alone, for any past study.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
 
+import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Run
 
-from mnist_lab.models.components.activations import ACTIVATIONS
+from mnist_lab.study.grid import PARENT_TAG
 
 
 @dataclass
-class Row:
-    """What the report shows for one configuration (None where the run did not produce it)."""
+class RunRecord:
+    """One child run: which claim, variant and seed, how it ended, and the histories a claim reads."""
 
-    activation: str
-    init: str
-    batch_norm: bool
+    claim: str
+    variant: str
     seed: int
     status: str
-    test_acc: float | None
-    train_loss: float | None
-    grad_ratio: float | None  # first/last layer weight-gradient norm at step 0
-    dead_frac: float | None  # mean over hidden layers, last measurement
-    act_mean: float | None  # mean over hidden layers, last measurement
-    epochs_to_97: int | None
-    grad_by_depth: list[float]  # weight-gradient norm per layer at step 0
+    final: dict[str, float]
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key -> [(step, value)]
+
+    def series(self, key: str) -> list[float]:
+        """The metric's values in step order (one per logged step; per epoch for val/*)."""
+        return [v for _, v in self.history.get(key, [])]
+
+    def first(self, key: str) -> float | None:
+        values = self.series(key)
+        return values[0] if values else self.final.get(key)
+
+    def last(self, key: str) -> float | None:
+        values = self.series(key)
+        return values[-1] if values else self.final.get(key)
+
+    def layers(self, prefix: str) -> list[int]:
+        """Depth indices logged under ``prefix`` (e.g. ``diag/grad_norm/``), input side first."""
+        keys = set(self.final) | set(self.history)
+        return sorted(int(k[len(prefix) :]) for k in keys if k.startswith(prefix) and k[len(prefix) :].isdigit())
+
+    def by_depth(self, prefix: str, at: str = "first") -> list[float]:
+        """One value per layer: the first (at init) or the last measurement."""
+        pick = self.first if at == "first" else self.last
+        values = [pick(f"{prefix}{i}") for i in self.layers(prefix)]
+        return [v for v in values if v is not None]
+
+    def hidden_mean(self, prefix: str, at: str = "last", output_layer: bool = False) -> float | None:
+        """Mean over hidden layers (and the output layer when it is logged and ``output_layer``)."""
+        values = self.by_depth(prefix, at)
+        if not output_layer and prefix.startswith(("diag/grad_norm/", "diag/grad_sign_agreement/")):
+            values = values[:-1]
+        return sum(values) / len(values) if values else None
+
+    def mean_curve(self, prefix: str) -> list[float]:
+        """Per logged step, the mean over the layers under ``prefix`` (e.g. saturation over training)."""
+        per_step: dict[int, list[float]] = defaultdict(list)
+        for i in self.layers(prefix):
+            for step, value in self.history.get(f"{prefix}{i}", []):
+                per_step[step].append(value)
+        return [sum(v) / len(v) for _, v in sorted(per_step.items())]
+
+    def epochs_to(self, key: str, threshold: float) -> float:
+        """The first epoch (1-based) whose ``key`` reaches ``threshold``; inf when none does."""
+        for epoch, value in enumerate(self.series(key), start=1):
+            if value >= threshold:
+                return float(epoch)
+        return math.inf
 
 
-def _history(client: MlflowClient, run_id: str, key: str) -> list[float]:
-    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
-
-
-def _layers(run: Run, prefix: str) -> list[int]:
-    return sorted(int(k.rsplit("/", 1)[1]) for k in run.data.metrics if k.startswith(prefix))
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def row_for(client: MlflowClient, run: Run) -> Row:
-    tags, metrics, rid = run.data.tags, run.data.metrics, run.info.run_id
-    grads = [(_history(client, rid, f"diag/grad_norm/{i}") or [0.0])[0] for i in _layers(run, "diag/grad_norm/")]
-    hidden = _layers(run, "diag/dead_frac/")
-    val_acc = _history(client, rid, "val/acc")
-    reached = [epoch for epoch, acc in enumerate(val_acc, start=1) if acc >= 0.97]
-    return Row(
-        activation=tags["study.activation"],
-        init=tags["study.init"],
-        batch_norm=tags["study.batch_norm"] == "bn",
-        seed=int(tags["study.seed"]),
-        status=run.info.status,
-        test_acc=metrics.get("test/acc"),
-        train_loss=metrics.get("train/loss_epoch"),
-        grad_ratio=grads[0] / grads[-1] if len(grads) > 1 and grads[-1] > 0 else None,
-        dead_frac=_mean([metrics[f"diag/dead_frac/{i}"] for i in hidden]),
-        act_mean=_mean([metrics[f"diag/act_mean/{i}"] for i in hidden]),
-        epochs_to_97=reached[0] if reached else None,
-        grad_by_depth=grads,
+def find_parent(client: MlflowClient, experiment: str, study_id: str) -> mlflow.entities.Run | None:
+    """The study's parent run, by its ``study`` tag."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id], f"tags.study = '{study_id}' and tags.`study.parent` = 'true'", max_results=1
     )
+    return runs[0] if runs else None
 
 
-def collect(client: MlflowClient, experiment_id: str, study_id: str) -> list[Row]:
-    """Every run of one study, as rows, in grid order (activation, init, batch norm, seed)."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.study = '{study_id}'", max_results=5000)
-    rows = [row_for(client, run) for run in runs if "study.activation" in run.data.tags]
-    order = list(ACTIVATIONS)
-    return sorted(rows, key=lambda r: (order.index(r.activation), r.init != "default", r.batch_norm, r.seed))
+def collect(client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]) -> list[RunRecord]:
+    """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to read in full."""
+    frame = mlflow.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+        max_results=50000,
+    )
+    records = []
+    for _, row in frame.iterrows():
+        final = {
+            c[len("metrics.") :]: float(row[c])
+            for c in frame.columns
+            if c.startswith("metrics.") and row[c] is not None and not math.isnan(row[c])
+        }
+        claim = row.get("tags.study.claim")
+        record = RunRecord(claim, row["tags.study.variant"], int(row["tags.study.seed"]), row["status"], final)
+        for wanted in keys.get(claim, ()):
+            for key in [k for k in final if k == wanted or (wanted.endswith("/") and k.startswith(wanted))]:
+                history = client.get_metric_history(row["run_id"], key)
+                record.history[key] = [(m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+        records.append(record)
+    return sorted(records, key=lambda r: (r.claim, r.variant, r.seed))
