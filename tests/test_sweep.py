@@ -112,6 +112,7 @@ def test_an_unknown_cli_path_fails_before_any_trial(tmp_path: Path) -> None:
 def test_shipped_sweeps_parse(sweep: Path) -> None:
     spec = load_spec(sweep, quick=True)
     assert spec.n_trials >= 1 and spec.metric == "val/acc"
+    assert spec.study == load_spec(sweep).study + "-quick"  # a smoke run leaves the real sweep's name free
     check_space(spec, [])
     assert spec.overrides({"batch_norm": True}) == ["--model.net.init_args.batch_norm=true"]
 

@@ -110,7 +110,8 @@ def cli_path(name: str) -> str:
 
 
 def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
-    """Read and check a sweep file; with ``quick``, its ``quick:`` block replaces ``n_trials`` and adds args."""
+    """Read and check a sweep file; with ``quick``, its ``quick:`` block replaces ``n_trials`` and adds args,
+    and the study is ``<study>-quick``, so a smoke run never takes the real sweep's name (or its storage)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -130,7 +131,7 @@ def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: direction must be maximize or minimize, got {direction!r}")
     return SweepSpec(
-        study=str(raw.get("study") or path.stem),
+        study=str(raw.get("study") or path.stem) + ("-quick" if quick else ""),
         space=space,
         experiment=str(raw.get("experiment", "sweeps")),
         metric=str(raw.get("metric", "val/acc")),
