@@ -53,8 +53,9 @@ def test_grouped_metric_updates_equal_one_update_per_step(fake_mnist: Path) -> N
 def test_run_logger_writes_in_batches_and_everything_by_the_end(tracking_uri: str) -> None:
     logger = RunLogger(experiment_name="batched", flush_every_s=3600)
     client = MlflowClient(tracking_uri)
-    for step in range(10):
-        logger.log_metrics({"train/loss": 1.0 / (step + 1), "odd key!": step}, step=step)
+    with pytest.warns(UserWarning, match="'odd key!' -> 'odd key'"):  # once, not at every step
+        for step in range(10):
+            logger.log_metrics({"train/loss": 1.0 / (step + 1), "odd key!": step}, step=step)
     assert client.get_metric_history(logger.run_id, "train/loss") == []  # kept, not yet written
     logger.after_save_checkpoint(checkpoint_callback=type("Ckpt", (), {"save_top_k": 1})())
     history = client.get_metric_history(logger.run_id, "train/loss")
@@ -64,6 +65,28 @@ def test_run_logger_writes_in_batches_and_everything_by_the_end(tracking_uri: st
     logger.finalize("success")
     run = client.get_run(logger.run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["val/acc"] == 0.5
+
+
+def test_a_failed_write_keeps_the_values_and_the_run_still_ends(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger = RunLogger(experiment_name="flaky", flush_every_s=3600)
+    logger.log_metrics({"a": 1.0}, step=0)
+    client = logger.experiment
+    real = client.log_batch
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(client, "log_batch", locked)
+    with pytest.raises(RuntimeError, match="locked"):
+        logger.flush()
+    with pytest.warns(UserWarning, match="1 metric values could not be written"):
+        logger.finalize("success")  # the status is still set
+    assert MlflowClient(tracking_uri).get_run(logger.run_id).info.status == "FINISHED"
+    monkeypatch.setattr(client, "log_batch", real)
+    logger.flush()  # kept, so a later write succeeds
+    assert MlflowClient(tracking_uri).get_run(logger.run_id).data.metrics == {"a": 1.0}
 
 
 def test_run_logger_with_no_interval_writes_every_call(tracking_uri: str) -> None:

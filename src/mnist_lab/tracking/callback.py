@@ -155,6 +155,7 @@ def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule, datamodul
     if datamodule is not None and hasattr(datamodule, "class_names"):
         metadata.update(dataset=str(datamodule.hparams.get("dataset", "")), class_names=list(datamodule.class_names))
     mlflow.set_tracking_uri(logger._tracking_uri)
+    logger.flush()  # leaving start_run marks the run FINISHED for a moment: with every metric already in it
     with mlflow.start_run(run_id=logger.run_id):
         mlflow.pytorch.log_model(
             net.cpu() if pl_module.device.type != "cpu" else net,

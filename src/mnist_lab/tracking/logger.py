@@ -18,7 +18,7 @@ from typing import Any
 from lightning.fabric.utilities.logger import _add_prefix, _convert_params, _flatten_dict
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.rank_zero import rank_zero_only, rank_zero_warn
 
 from mnist_lab.tracking.store import open_store
 
@@ -46,6 +46,8 @@ class RunLogger(MLFlowLogger):
         flush_every_s: metrics are kept in memory, with their own step and time, and written in one
             batch at most this often, after every checkpoint and at the end (0: on every call). A
             sqlite commit per logged step costs ~3% of an MLP epoch; one every few seconds is free.
+            (MLflow's own ``synchronous=False`` moves each write to a thread instead: still one commit
+            per call when calls are seconds apart, and the thread competes for the GIL.)
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class RunLogger(MLFlowLogger):
         self._announced: str | None = None
         self.flush_every_s = flush_every_s
         self._pending: list[Any] = []  # mlflow Metric entities not yet written
+        self._renamed: set[str] = set()  # metric names already warned about
         self._flushed_at = time.monotonic()
 
     @property
@@ -136,20 +139,23 @@ class RunLogger(MLFlowLogger):
         for key, value in _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR).items():
             if isinstance(value, str):
                 continue  # MLflow metrics are numbers; MLFlowLogger drops strings too
-            key = re.sub("[^a-zA-Z0-9_/. -]+", "", key)  # the characters MLflow allows, as MLFlowLogger does
+            allowed = re.sub("[^a-zA-Z0-9_/. -]+", "", key)  # the characters MLflow allows, as MLFlowLogger does
+            if allowed != key and key not in self._renamed:
+                self._renamed.add(key)
+                rank_zero_warn(f"MLflow metric names allow only letters, digits and '_/. -': {key!r} -> {allowed!r}")
+            key = allowed
             self._pending.append(Metric(key=key, value=float(value), timestamp=now, step=step or 0))
         if time.monotonic() - self._flushed_at >= self.flush_every_s:
             self.flush()
 
     @rank_zero_only
     def flush(self) -> None:
-        """Write the kept metrics, 1,000 per call (MLflow's limit)."""
-        pending, self._pending = self._pending, []
+        """Write the kept metrics, 1,000 per call (MLflow's limit); what a failed call did not write stays kept."""
+        while self._pending:
+            batch = self._pending[:1000]
+            self.experiment.log_batch(run_id=self.run_id, metrics=batch, **self._log_batch_kwargs)
+            del self._pending[: len(batch)]
         self._flushed_at = time.monotonic()
-        for start in range(0, len(pending), 1000):
-            self.experiment.log_batch(
-                run_id=self.run_id, metrics=pending[start : start + 1000], **self._log_batch_kwargs
-            )
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """A checkpoint is a point to resume from: the run holds every metric logged before it."""
@@ -161,8 +167,11 @@ class RunLogger(MLFlowLogger):
         """Map Lightning's ``failed`` to KILLED when a signal stopped the run; say how it ended."""
         if status == "failed" and self.exit_status is not None:
             status = self.exit_status
-        if self._initialized:
-            self.flush()
+        try:
+            if self._initialized:
+                self.flush()
+        except Exception as err:  # noqa: BLE001 - the run's status (and any error being raised) matter more
+            rank_zero_warn(f"{len(self._pending)} metric values could not be written to MLflow: {err}")
         super().finalize(status)
         if self._initialized:
             self._announce({"success": "FINISHED", "failed": "FAILED"}.get(status, status).lower())
