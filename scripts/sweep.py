@@ -55,14 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("extra", nargs="*", help="further LightningCLI arguments for every trial (after --)")
     p.add_argument("--worker-of", help=argparse.SUPPRESS)  # set by the coordinator: the parent run id
     p.add_argument("--worker-trials", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def worker(args: argparse.Namespace, spec, extra: list[str], name: str) -> int:
     """One of JOBS processes: load the study and run its share of trials."""
     torch.set_num_threads(threads_per_job(args.jobs))
-    study = make_study(spec, open_storage(args.storage, args.heartbeat), name, resume=True, seed=args.worker_seed)
+    study = make_study(spec, open_storage(args.storage, args.heartbeat), name, resume=True, worker=args.worker_index)
     with signals_stop_sweep():
         try:
             optimize(study, spec, args.worker_trials, args.worker_of, resolve_tracking_uri(), extra)
@@ -91,9 +91,8 @@ def coordinate(args: argparse.Namespace, spec, extra: list[str], name: str, argv
                 stopped = [getattr(stop, "signum", signal.SIGINT)]
     elif todo:
         script = [sys.executable, str(Path(__file__).resolve()), "--worker-of", parent.run_id]
-        seed = len(study.trials)  # distinct, reproducible sampler seeds per worker and per resume
-        commands = [
-            [*script, "--worker-trials", str(n), "--worker-seed", str(seed + i), *argv]  # argv last: it may hold `--`
+        commands = [  # each worker's sampler seed differs (make_study)
+            [*script, "--worker-trials", str(n), "--worker-index", str(i), *argv]  # argv last: it may hold `--`
             for i, n in enumerate(shares(todo, jobs))
         ]
         codes = run_workers(commands, threads_per_job(jobs), stopped.append)

@@ -108,6 +108,21 @@ def test_an_unknown_cli_path_fails_before_any_trial(tmp_path: Path) -> None:
         check_space(load_spec(path), [])
 
 
+def test_a_resumed_study_draws_new_points_instead_of_replaying_the_first(tmp_path: Path) -> None:
+    spec = load_spec(write_sweep(tmp_path, PLAIN, 4))
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+
+    def draw(study: optuna.Study) -> list[float]:
+        study.optimize(lambda trial: trial.suggest_float("lr", 1e-3, 0.05, log=True), n_trials=2)
+        return [t.params["lr"] for t in study.trials[-2:]]
+
+    first = draw(make_study(spec, storage, "plain", resume=False))
+    again = draw(make_study(spec, storage, "plain", resume=True))
+    assert not set(first) & set(again)  # the same seed would give the same start-up points again
+    fresh = open_storage(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert draw(make_study(spec, fresh, "plain", resume=False)) == first  # a new study is reproducible
+
+
 @pytest.mark.parametrize("sweep", sorted((Path(__file__).parents[1] / "configs" / "sweeps").glob("*.yaml")))
 def test_shipped_sweeps_parse(sweep: Path) -> None:
     spec = load_spec(sweep, quick=True)

@@ -12,7 +12,9 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -41,25 +43,32 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RD
         raise ConfigError(f"cannot open the Optuna storage {url}: {type(err).__name__}: {err}") from None
 
 
-def make_study(spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, resume: bool, seed: int = 0):
-    """Create the study (or with ``resume``, load it); TPE sampler, median pruner, from the sweep file."""
-    seed_base = spec.sampler.get("seed")
-    sampler_args = {**spec.sampler, "seed": None if seed_base is None else int(seed_base) + seed}
-    sampler = optuna.samplers.TPESampler(**sampler_args)
-    pruner = optuna.pruners.MedianPruner(**spec.pruner)
+def make_study(
+    spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, resume: bool, worker: int = 0
+) -> optuna.Study:
+    """Create the study (or with ``resume``, load it); TPE sampler, median pruner, from the sweep file.
+
+    The sampler's seed is the sweep file's plus the trials the study already holds, the worker's
+    index and, when joining an existing study, this host: a resumed sweep, each of ``JOBS`` workers
+    and each machine draw new points instead of replaying the first ones.
+    """
     try:
         study = optuna.create_study(
             storage=storage,
             study_name=name,
             direction=spec.direction,
-            sampler=sampler,
-            pruner=pruner,
+            pruner=optuna.pruners.MedianPruner(**spec.pruner),
             load_if_exists=resume,
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise ConfigError(
             f"study {name!r} already exists in {storage.url}: continue it with RESUME=1, or start another with NAME="
         ) from None
+    base = spec.sampler.get("seed")
+    if base is not None:
+        host = zlib.crc32(socket.gethostname().encode()) if study.trials else 0
+        base = (int(base) + len(study.trials) + worker + host) % 2**32
+    study.sampler = optuna.samplers.TPESampler(**{**spec.sampler, "seed": base})
     if not study.trials:  # a new study: the sweep file's known-good starting points go first
         for params in spec.enqueue:
             study.enqueue_trial(params)
@@ -131,7 +140,9 @@ def run_workers(commands: list[list[str]], threads: int, on_signal: Callable[[in
     import subprocess
 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    # Own sessions: Ctrl-C reaches only this process, which passes it on once (a second SIGINT would
+    # make a worker's run stop at once, without its checkpoint).
+    procs = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]
 
     def forward(signum: int, frame: FrameType | None) -> None:
         on_signal(signum)

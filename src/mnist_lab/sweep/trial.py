@@ -115,6 +115,7 @@ def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, tracking
     print(f"trial {trial.number}: {params}", flush=True)
     try:
         main(args, callbacks=[callback])
+        callback.check_pruned()  # under DDP the pruning decision travels through the storage: read it here
     except optuna.TrialPruned:
         record_state(callback, spec.experiment, tracking_uri, "pruned")
         raise
