@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     count = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     args.seeds = args.seed_list or list(range(args.first_seed, args.first_seed + count))
-    args.out = args.out or (QUICK_REPORT if args.quick else FULL_REPORT)
+    if not args.report_only:  # --report-only picks the default from the study it rebuilds
+        args.out = args.out or (QUICK_REPORT if args.quick else FULL_REPORT)
     if args.quick:
         args.extra = [*QUICK_ARGS, *args.extra]
     return args
@@ -100,6 +101,8 @@ def rebuild(args: argparse.Namespace) -> int:
     if parent is None:
         print(f"error: no study {args.report_only!r} in experiment {args.experiment!r}", file=sys.stderr)
         return 2
+    if args.out is None:  # a quick study's report never lands on the shipped one
+        args.out = QUICK_REPORT if parent.data.params.get("quick") == "True" else FULL_REPORT
     names = parent.data.tags.get("study.claims", "").split(",")
     claims = select(args.claim or [n for n in names if n in CLAIMS])
     n = publish(client, parent.info.run_id, claims, parent.data.tags.get("study.header", ""), args.out)
@@ -151,15 +154,22 @@ def main(argv: list[str] | None = None) -> int:
             extra=args.extra,
         )
 
-    start = time.perf_counter()
-    failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id)
-    wall = time.perf_counter() - start
-    if failures:
-        print(f"{len(failures)} failed run(s); logs in {args.out.parent / 'logs' / study_id}", file=sys.stderr)
-    header = describe(args, argv, study_id, len(jobs), len(failures), wall)
-    client.set_tag(parent.run_id, "study.header", header)
-    n = publish(client, parent.run_id, claims, header, args.out)
-    parent.finalize("success" if not failures else "failed")
+    start, status = time.perf_counter(), "failed"
+    try:
+        failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id)
+        wall = time.perf_counter() - start
+        if failures:
+            print(f"{len(failures)} failed run(s); logs in {args.out.parent / 'logs' / study_id}", file=sys.stderr)
+        header = describe(args, argv, study_id, len(jobs), len(failures), wall)
+        client.set_tag(parent.run_id, "study.header", header)
+        n = publish(client, parent.run_id, claims, header, args.out)
+        status = "success" if not failures else "failed"
+    except KeyboardInterrupt:  # Ctrl-C also reached the runs (one process group): they end KILLED
+        status = "KILLED"
+        print(f"study {study_id} stopped; its finished runs stay in MLflow", file=sys.stderr)
+        return 130
+    finally:
+        parent.finalize(status)  # the parent never stays RUNNING
     print(f"wrote {args.out} ({n} runs) in {wall / 60:.1f} min")
     return 1 if failures else 0
 

@@ -20,6 +20,7 @@ import optuna
 import torch
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.parallel import threads_per_job
 from mnist_lab.sweep import load_spec
 from mnist_lab.sweep.parent import open_parent, summarise
 from mnist_lab.sweep.runner import (
@@ -33,7 +34,6 @@ from mnist_lab.sweep.runner import (
     run_workers,
     shares,
     signals_stop_sweep,
-    threads_per_job,
 )
 from mnist_lab.tracking.logger import resolve_tracking_uri
 

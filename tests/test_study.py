@@ -15,10 +15,10 @@ from mlflow import MlflowClient
 from mnist_lab.errors import ConfigError
 from mnist_lab.study.claims import CLAIMS, group, select
 from mnist_lab.study.claims.gradients import VANISHING
-from mnist_lab.study.grid import PARENT_TAG
 from mnist_lab.study.plots import NO_DATA, draw
 from mnist_lab.study.results import RunRecord
 from mnist_lab.study.stats import difference, summarise
+from mnist_lab.tracking.nesting import PARENT_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,3 +162,7 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     again = [line for line in rebuilt.read_text().splitlines() if line.startswith(("| sigmoid", "| relu"))]
     assert again == rows
     assert (rebuilt.parent / "study" / "vanishing_gradients.png").is_file()
+    monkeypatch.chdir(tmp_path)  # without --out, a quick study rebuilds into outputs/, never onto the shipped report
+    report.unlink()
+    assert load_script().main(["--report-only", study_id]) == 0
+    assert report.is_file() and not (tmp_path / "reports").exists()

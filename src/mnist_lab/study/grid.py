@@ -7,9 +7,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_lab.tracking.nesting import PARENT_TAG
+
 REPO = Path(__file__).resolve().parents[3]
 NET = "--model.net.init_args"
-PARENT_TAG = "mlflow.parentRunId"  # the tag the MLflow UI nests child runs by
 
 # Every run: the study preset on the MLP, no final test (the study reads val/acc), no progress bar in the logs.
 BASE_ARGS = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import mlflow
 from mlflow import MlflowClient
 
-from mnist_lab.study.grid import PARENT_TAG
+from mnist_lab.tracking.nesting import PARENT_TAG, newest_tagged_run
 
 
 @dataclass
@@ -75,13 +75,7 @@ class RunRecord:
 
 def find_parent(client: MlflowClient, experiment: str, study_id: str) -> mlflow.entities.Run | None:
     """The study's parent run, by its ``study`` tag."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id], f"tags.study = '{study_id}' and tags.`study.parent` = 'true'", max_results=1
-    )
-    return runs[0] if runs else None
+    return newest_tagged_run(client, experiment, {"study": study_id, "study.parent": "true"})
 
 
 def collect(client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]) -> list[RunRecord]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mnist_lab.parallel import job_env, threads_per_job
 from mnist_lab.study.claims import Claim
 from mnist_lab.study.grid import Job
 
@@ -35,7 +35,7 @@ def run_one(cmd: list[str], threads: int, log: Path, cwd: Path) -> tuple[int, fl
     Its checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder
     removed when it ends, so 200 runs do not leave gigabytes under outputs/.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = job_env(threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-study-") as root, log.open("w") as out:
         full = [*cmd, f"--trainer.default_root_dir={root}"]
@@ -45,7 +45,7 @@ def run_one(cmd: list[str], threads: int, log: Path, cwd: Path) -> tuple[int, fl
 
 def run_all(jobs: list[Job], command: Callable[[Job], list[str]], parallel: int, log_dir: Path) -> list[str]:
     """Run every job, ``parallel`` at a time with the cores shared out; print each as it ends; return the failed."""
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+    threads = threads_per_job(parallel)
     log_dir.mkdir(parents=True, exist_ok=True)
     failures = []
     with ThreadPoolExecutor(parallel) as pool:

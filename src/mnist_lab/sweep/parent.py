@@ -19,6 +19,7 @@ from mnist_lab.sweep.spec import SweepSpec
 from mnist_lab.sweep.trial import RUN_ID_ATTR, STATE_TAG
 from mnist_lab.tracking import RunLogger
 from mnist_lab.tracking.logger import resolve_tracking_uri
+from mnist_lab.tracking.nesting import newest_tagged_run
 
 matplotlib.use("Agg")
 STUDY_TAG, ROLE_TAG = "sweep.study", "sweep.role"
@@ -27,16 +28,8 @@ States = optuna.trial.TrialState
 
 def find_parent(client: MlflowClient, experiment: str, study: str) -> str | None:
     """The newest parent run of ``study`` in ``experiment``, by its tags."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.`{STUDY_TAG}` = '{study}' and tags.`{ROLE_TAG}` = 'parent'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
+    run = newest_tagged_run(client, experiment, {STUDY_TAG: study, ROLE_TAG: "parent"})
+    return run.info.run_id if run else None
 
 
 def open_parent(spec: SweepSpec, study: optuna.Study, storage_url: str, resume: bool) -> RunLogger:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import signal
 import socket
 import warnings
@@ -22,6 +21,7 @@ from types import FrameType
 import optuna
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.parallel import job_env
 from mnist_lab.sweep.spec import SweepSpec
 from mnist_lab.sweep.trial import SweepStopped, run_trial
 
@@ -130,16 +130,11 @@ def shares(total: int, jobs: int) -> list[int]:
     return [n for i in range(jobs) if (n := total // jobs + (i < total % jobs))]
 
 
-def threads_per_job(jobs: int) -> int:
-    """Each of ``jobs`` processes gets an equal part of the cores."""
-    return max(1, (os.cpu_count() or 1) // jobs)
-
-
 def run_workers(commands: list[list[str]], threads: int, on_signal: Callable[[int], None]) -> list[int]:
     """Start one worker process per command, pass SIGTERM/SIGINT on to them, and wait for all."""
     import subprocess
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = job_env(threads)
     # Own sessions: Ctrl-C reaches only this process, which passes it on once (a second SIGINT would
     # make a worker's run stop at once, without its checkpoint).
     procs = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]

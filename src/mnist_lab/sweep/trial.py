@@ -19,9 +19,9 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from mnist_lab.sweep.spec import Param, SweepSpec
 from mnist_lab.tracking import run_logger
+from mnist_lab.tracking.nesting import PARENT_TAG
 
 RUN_ID_ATTR = "mlflow_run_id"  # the trial's user attribute naming its MLflow run
-PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests the run under its parent
 STATE_TAG = "sweep.state"  # complete | pruned | failed
 
 

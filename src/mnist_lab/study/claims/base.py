@@ -100,7 +100,8 @@ class Claim:
     note: str = ""
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
-        return summarise(self.columns[column].measure(r) for r in groups.get(variant, []))
+        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
+        return summarise(self.columns[column].measure(r) for r in groups.get(variant, []) if r.status == "FINISHED")
 
     def verdict(self, groups: Groups) -> Verdict:
         """Each check's difference of means against the seed spread; the claim holds when all do."""

@@ -142,7 +142,6 @@ OUTPUT_LOSS = Claim(
         Check(1, "softmax + cross-entropy", "softmax + MSE"),
     ),
     cost_s=3.5,
-    note="Needs `--model.loss`, `--model.output` and `output_gain` (branch `evidence-model`).",
 )
 
 ZIGZAG = Claim(
@@ -182,5 +181,4 @@ ZIGZAG = Claim(
     ),
     checks=(Check(0, "sigmoid", "tanh"), Check(1, "tanh", "sigmoid")),
     cost_s=3.5,
-    note="Needs `diag/grad_sign_agreement/<i>` (branch `evidence-model`).",
 )

@@ -39,7 +39,13 @@ OVERVIEW = Claim(
         "norm at step 0; hidden units constant over the probe batch at the end; mean hidden activation."
     ),
     variants=_variants(),
-    args=("--trainer.max_epochs=1", "--trainer.limit_train_batches=100", "--diagnostics.every_n_steps=50"),
+    # probes at steps 0, 33, 66 and 99: the last is the end of the run
+    args=(
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=100",
+        "--diagnostics.every_n_steps=33",
+        "--diagnostics.probe_every_n_steps=33",
+    ),
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
         Column("val acc", m.val_acc, ".2f", 100, "%"),

@@ -44,7 +44,6 @@ DROPOUT = Claim(
     ),
     checks=(Check(0, "dropout 0.5", "no dropout", lower=True), Check(2, "dropout 0.5", "no dropout")),
     cost_s=30.0,
-    note="Needs `--data.train_size` (branch `evidence-model`).",
 )
 
 BN_LR = "0.01"

@@ -71,7 +71,6 @@ DEAD_RELUS = Claim(
         Check(0, "relu bias=-1", "relu"),
     ),
     cost_s=3.5,
-    note="The `bias -1` cells need `bias_init` (branch `evidence-model`).",
 )
 
 INIT = Claim(
