@@ -35,12 +35,19 @@ class StepOutcomes(L.Callback):
         self.seen += len(y)
 
 
-def test_grouped_metric_updates_equal_one_update_per_step(fake_mnist: Path) -> None:
-    steps = mnist_module.METRIC_UPDATE_EVERY + 5  # a full group and a partial one, fed at the epoch's end
+@pytest.mark.parametrize(
+    "trainer_args",
+    [{}, {"accumulate_grad_batches": 2}, {"val_check_interval": 0.5}, {"max_steps": 30}],
+    ids=["plain", "accumulating", "validating-mid-epoch", "stopped-mid-epoch"],
+)
+def test_grouped_metric_updates_equal_one_update_per_step(fake_mnist: Path, trainer_args: dict) -> None:
+    batches = mnist_module.METRIC_UPDATE_EVERY + 5  # a full group and a partial one, fed at the epoch's end
+    steps = min(batches, trainer_args.get("max_steps", batches))
     outcomes = StepOutcomes()
     trainer = L.Trainer(
-        max_epochs=1, limit_train_batches=steps, limit_val_batches=1, logger=False, enable_progress_bar=False,
+        max_epochs=1, limit_train_batches=batches, limit_val_batches=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, callbacks=[outcomes], num_sanity_val_steps=0,
+        **trainer_args,
     )  # fmt: skip
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=16)
     trainer.fit(MNISTClassifier(MLP(depth=1, width=16)), datamodule=dm)
