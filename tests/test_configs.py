@@ -73,7 +73,9 @@ def test_the_bare_cli_resolves_to_the_template_from_any_directory(
 
 def test_every_file_under_configs_is_checked_here() -> None:
     files = {str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.yaml")}
-    assert files == {"defaults"} | {f"net/{n}" for n in NETS} | {f"recipes/{r}" for r in RECIPES} | set(PRESETS)
+    sweeps = {f"sweeps/{p.stem}" for p in (CONFIGS / "sweeps").glob("*.yaml")}  # test_sweep.py parses each
+    expected = {"defaults"} | {f"net/{n}" for n in NETS} | {f"recipes/{r}" for r in RECIPES} | set(PRESETS)
+    assert files == expected | sweeps
     assert set(RECIPES) <= set(NETS)
 
 

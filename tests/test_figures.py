@@ -13,8 +13,9 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from mnist_lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
 from mnist_lab.diagnostics.probes import activation_stats
 from mnist_lab.models.components import MLP
-from mnist_lab.study.report import plots
-from mnist_lab.study.results import Row
+from mnist_lab.study.claims import CLAIMS, group
+from mnist_lab.study.plots import figure
+from mnist_lab.study.results import RunRecord
 from mnist_lab.tracking.plots import confusion_figure, misclassified_figure
 
 
@@ -48,14 +49,15 @@ def test_figures_are_object_api_figures_that_save(make, tmp_path: Path) -> None:
     assert _open_pyplot_figures() == before
 
 
-def test_study_plots_write_pngs_without_pyplot(tmp_path: Path) -> None:
-    rows = [
-        Row(act, init, bn, 0, "FINISHED", 0.9, 0.1, 0.5, 0.0, 0.2, 1, [1.0, 0.5, 0.2])
-        for act in ("relu", "tanh")
-        for init in ("default", "kaiming_normal")
-        for bn in (False, True)
+@pytest.mark.parametrize("claim", list(CLAIMS.values()), ids=list(CLAIMS))
+def test_study_figures_write_pngs_without_pyplot(claim, tmp_path: Path) -> None:
+    history = {"val/acc": [(0, 0.90), (1, 0.95)], "diag/grad_norm/0": [(0, 0.1), (50, 0.2)]}
+    history["diag/grad_norm/1"] = [(0, 1.0), (50, 0.5)]
+    records = [
+        RunRecord(claim.name, variant.name, seed, "FINISHED", {k: v[-1][1] for k, v in history.items()}, history)
+        for variant in claim.variants
+        for seed in (42, 43)
     ]
-    paths = plots(rows, tmp_path)
-    assert sorted(p.name for p in paths) == ["accuracy.png", "dead_fraction.png", "grad_norm_by_depth.png"]
-    assert all(p.stat().st_size > 5000 for p in paths)
+    path = figure(claim, group(records), tmp_path / f"{claim.name}.png")
+    assert path.stat().st_size > 5000
     assert _open_pyplot_figures() == []
