@@ -84,7 +84,7 @@ def describe(
 
 
 def publish(client: MlflowClient, parent_id: str, claims: list[Claim], header: str, out: Path) -> int:
-    """Read the children back with ``mlflow.search_runs``, write the report and plots, log them to the parent."""
+    """Read the children back with ``MlflowClient.search_runs``, write the report and plots, log them to the parent."""
     parent = client.get_run(parent_id)
     records = collect(client, parent, {c.name: c.metrics for c in claims})
     images = report.write(claims, records, header, out)

@@ -155,7 +155,12 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     assert "diag/grad_norm/0" in children[0].data.metrics
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"activation_study.md", "activation_study"}
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(
+        f"sqlite:///{empty_store}"
+    )  # mlflow pointed at another store, as an earlier test may leave it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # (set_tracking_uri also sets this variable)
     rebuilt = tmp_path / "rebuilt" / "study.md"
     study_id = parent.data.tags["study"]
     assert load_script().main(["--report-only", study_id, "--out", str(rebuilt)]) == 0
@@ -166,3 +171,4 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     report.unlink()
     assert load_script().main(["--report-only", study_id]) == 0
     assert report.is_file() and not (tmp_path / "reports").exists()
+    mlflow.set_tracking_uri(uri)

@@ -1,6 +1,6 @@
 """Read a study back from MLflow: its parent run, and each child run as a record of metric histories.
 
-The children are found with ``mlflow.search_runs`` on the ``mlflow.parentRunId`` tag, so a report
+The children are found with ``MlflowClient.search_runs`` on the ``mlflow.parentRunId`` tag, so a report
 can be rebuilt from the store alone, for any past study.
 """
 
@@ -79,24 +79,33 @@ def find_parent(client: MlflowClient, experiment: str, study_id: str) -> mlflow.
 
 
 def collect(client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]) -> list[RunRecord]:
-    """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to read in full."""
-    frame = mlflow.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-        max_results=50000,
-    )
+    """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to read in full.
+
+    The client's own ``search_runs`` (paged): the fluent ``mlflow.search_runs`` would read whatever
+    store the process last pointed ``mlflow`` at, not necessarily ``client``'s.
+    """
+    runs: list[mlflow.entities.Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+            max_results=5000,
+            page_token=token,
+        )
+        runs += page
+        token = page.token
+        if not token:
+            break
     records = []
-    for _, row in frame.iterrows():
-        final = {
-            c[len("metrics.") :]: float(row[c])
-            for c in frame.columns
-            if c.startswith("metrics.") and row[c] is not None and not math.isnan(row[c])
-        }
-        claim = row.get("tags.study.claim")
-        record = RunRecord(claim, row["tags.study.variant"], int(row["tags.study.seed"]), row["status"], final)
+    for run in runs:
+        tags = run.data.tags
+        final = {k: v for k, v in run.data.metrics.items() if not math.isnan(v)}
+        claim = tags.get("study.claim")
+        record = RunRecord(claim, tags["study.variant"], int(tags["study.seed"]), run.info.status, final)
         for wanted in keys.get(claim, ()):
             for key in [k for k in final if k == wanted or (wanted.endswith("/") and k.startswith(wanted))]:
-                history = client.get_metric_history(row["run_id"], key)
+                history = client.get_metric_history(run.info.run_id, key)
                 record.history[key] = [(m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
         records.append(record)
     return sorted(records, key=lambda r: (r.claim, r.variant, r.seed))
