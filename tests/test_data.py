@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
 
@@ -16,6 +15,7 @@ from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModu
 from mnist_lab.errors import ConfigError, DataError
 from mnist_lab.models.components import MLP
 from mnist_lab.models.mnist_module import MNISTClassifier
+from quiet_trainer import quiet_trainer
 
 
 def test_split_sizes_are_fixed_by_the_seed(fake_mnist: Path) -> None:
@@ -149,15 +149,7 @@ def test_train_size_shards_under_ddp_and_resumes_mid_epoch(fake_mnist: Path) -> 
 
 
 def test_the_run_length_follows_train_size(fake_mnist: Path, tmp_path: Path) -> None:
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_epochs=2, limit_val_batches=0, default_root_dir=tmp_path)
     data = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, train_size=300)
     trainer.fit(MNISTClassifier(MLP(depth=1, width=8)), datamodule=data)
     assert trainer.estimated_stepping_batches == 10 and trainer.global_step == 10

@@ -14,27 +14,15 @@ from mnist_lab.models.components import CNN, MLP, ConvBlockSpec
 from mnist_lab.models.components.activations import ACTIVATIONS
 from mnist_lab.models.components.init import INITS
 from mnist_lab.models.mnist_module import MNISTClassifier
+from quiet_trainer import LossRecorder, quiet_trainer
 
 
 def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, float]:
     """Return the first and the last training loss of a 2-epoch run (training only: 20 steps)."""
     L.seed_everything(0, verbose=False)
-    losses: list[float] = []
-
-    class Losses(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            losses.append(float(outputs["loss"]))
-
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        max_epochs=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Losses()],
-    )
+    recorder = LossRecorder()
+    losses = recorder.losses
+    trainer = quiet_trainer(default_root_dir=tmp_path, max_epochs=2, limit_val_batches=0, callbacks=[recorder])
     data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
     model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     trainer.fit(model, datamodule=data)

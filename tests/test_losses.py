@@ -14,6 +14,7 @@ from mnist_lab.errors import ConfigError
 from mnist_lab.models.components import MLP
 from mnist_lab.models.losses import LOSSES, get_loss
 from mnist_lab.models.mnist_module import MNISTClassifier
+from quiet_trainer import LossRecorder, quiet_trainer
 
 PAIRS = sorted(LOSSES)
 
@@ -23,23 +24,14 @@ def test_every_loss_and_output_trains_and_logs_the_usual_losses(
     loss: str, output: str, fake_mnist: Path, tmp_path: Path
 ) -> None:
     L.seed_everything(0, verbose=False)
-    losses: list[float] = []
-
-    class Losses(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            losses.append(float(outputs["loss"]))
-
-    trainer = L.Trainer(
+    recorder = LossRecorder()
+    losses = recorder.losses
+    trainer = quiet_trainer(
         default_root_dir=tmp_path,
-        max_epochs=1,
         limit_val_batches=1,
         num_sanity_val_steps=0,
         log_every_n_steps=5,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Losses()],
+        callbacks=[recorder],
     )
     net = MLP(depth=1, width=32)
     model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3), loss=loss, output=output)

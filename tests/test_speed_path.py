@@ -16,16 +16,9 @@ from mnist_lab.data.batches import TensorBatchLoader
 from mnist_lab.data.mnist_datamodule import MNISTDataModule, TensorBatches
 from mnist_lab.models.components import CNN, MLP
 from mnist_lab.models.mnist_module import MNISTClassifier
+from quiet_trainer import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def trainer(**kwargs) -> L.Trainer:
-    defaults = dict(
-        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, accelerator="cpu", devices=1,
-    )  # fmt: skip
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 def test_shuffled_batches_cover_every_index_once_and_eval_batches_are_views() -> None:
@@ -58,7 +51,7 @@ def test_the_training_order_follows_the_seed(fake_mnist: Path) -> None:
 def test_data_stays_on_the_cpu_without_an_accelerator(fake_mnist: Path) -> None:
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, on_device=True)
     model = MNISTClassifier(MLP(depth=1, width=16))
-    t = trainer(limit_train_batches=2, limit_val_batches=1)
+    t = quiet_trainer(limit_train_batches=2, limit_val_batches=1)
     t.fit(model, datamodule=dm)
     assert dm.data_device() == torch.device("cpu")
     assert dm._splits["train"].images.device.type == "cpu"
@@ -77,7 +70,7 @@ def test_evaluation_runs_under_inference_mode_in_large_batches(fake_mnist: Path)
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, eval_batch_size=150)
     model = InferenceProbe(MLP(depth=1, width=16))
     model.seen = []
-    trainer(limit_train_batches=2, num_sanity_val_steps=0).fit(model, datamodule=dm)
+    quiet_trainer(limit_train_batches=2, num_sanity_val_steps=0).fit(model, datamodule=dm)
     assert model.seen == [True, True]  # 200 validation images in batches of 150
 
 
@@ -86,7 +79,7 @@ def test_compile_falls_back_cleanly_on_cpu_and_channels_last_applies(fake_mnist:
     net = CNN(blocks=None, head_width=16)
     model = MNISTClassifier(net, compile=True, channels_last=True)
     with caplog.at_level("INFO", logger="mnist_lab.models.mnist_module"):
-        trainer(limit_train_batches=3, limit_val_batches=1).fit(model, datamodule=dm)
+        quiet_trainer(limit_train_batches=3, limit_val_batches=1).fit(model, datamodule=dm)
     assert model._compiled_net is None
     assert "ignored on cpu" in caplog.text
     conv = net.blocks[1].layer.weight  # (32, 32, 3, 3): the two layouts differ
@@ -106,7 +99,7 @@ def test_step_metrics_are_logged_every_log_every_n_steps_and_epoch_metrics_cover
 
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=100)  # 10 training batches
     model = MNISTClassifier(MLP(depth=1, width=16))
-    t = trainer(log_every_n_steps=4, limit_val_batches=1, callbacks=[Recorder()])
+    t = quiet_trainer(log_every_n_steps=4, limit_val_batches=1, callbacks=[Recorder()])
     t.fit(model, datamodule=dm)
     first_logged = next(i for i, names in logged if names)
     assert first_logged == 3  # steps 3 and 7 (the 4th and 8th) carry the step values
