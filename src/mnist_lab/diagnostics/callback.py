@@ -54,7 +54,7 @@ class DiagnosticsCallback(L.Callback):
         probe_every = probe_every_n_steps or 4 * self.every_n_steps
         self.probe_every_n_steps = -(-max(1, probe_every) // self.every_n_steps) * self.every_n_steps
         self.probe_size = probe_size
-        self._on = False  # enabled, and the network has blocks to measure (set at fit start)
+        self._measuring = False  # enabled, and the network has blocks to measure (set at fit start)
         self.figures = figures
         self.probe: tuple[Tensor, Tensor] | None = None
         self.epoch_grad_norms: dict[int, list[float]] = {}
@@ -65,10 +65,10 @@ class DiagnosticsCallback(L.Callback):
         return self.enabled and isinstance(getattr(pl_module, "net", None), BlockNetwork)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._on = self._active(pl_module)
-        if self.enabled and not self._on:
+        self._measuring = self._active(pl_module)
+        if self.enabled and not self._measuring:
             log.warning("diagnostics need a network with .blocks and .output; they are off for this run")
-        if not self._on:
+        if not self._measuring:
             return
         loader = trainer.datamodule.val_dataloader() if trainer.datamodule is not None else None
         if loader is None:
@@ -86,7 +86,7 @@ class DiagnosticsCallback(L.Callback):
         )
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.global_step % self.every_n_steps or not self._on:
+        if trainer.global_step % self.every_n_steps or not self._measuring:
             return
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
@@ -125,11 +125,11 @@ class DiagnosticsCallback(L.Callback):
         return metrics
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._on and self._last_grads:
+        if self._measuring and self._last_grads:
             self.epoch_grad_norms[trainer.current_epoch] = list(self._last_grads)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (self._active(pl_module) and self.figures) or trainer.global_rank != 0:
+        if not (self._measuring and self.figures) or trainer.global_rank != 0:
             return
         if self.probe is not None:
             self._last_stats = activation_stats(pl_module.net, self.probe[0])
