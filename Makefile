@@ -23,7 +23,6 @@ DEPTH      ?=#                MLP hidden layers (MODEL=mlp only)
 WIDTH      ?=#                MLP hidden units per layer (MODEL=mlp only)
 DATASET    ?=#                mnist (default) | fashion_mnist | kmnist: files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw (FashionMNIST/raw, KMNIST/raw)
-DIAG       ?=#                diagnostics callback: true | false
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
@@ -33,11 +32,8 @@ CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
 NAME       ?=#                `make rename`: the new package name, e.g. digit_lab; `make sweep`: the study name
-QUICK      ?=#                `make compare QUICK=1`: a few batches per run, 1 seed, report under outputs/study/; `make sweep QUICK=1`: a few tiny trials
-SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 3; QUICK: 1)
-CLAIM      ?=#                `make compare`: claims to run (default all), e.g. CLAIM='saturation init'; `--claim` lists them
-JOBS       ?=#                `make compare`, `make sweep`: parallel processes
-REPORT     ?=#                `make compare`: where the report goes (default reports/activation_study.md; QUICK: outputs/study/)
+QUICK      ?=#                `make sweep QUICK=1`: a few tiny trials
+JOBS       ?=#                `make sweep`: parallel processes
 SWEEP      ?= configs/sweeps/mlp.yaml#  `make sweep`: the sweep file (search space, base args, n_trials)
 TRIALS     ?=#                `make sweep`: n_trials, the complete + pruned trials the study should hold
 STORAGE    ?=#                `make sweep`: Optuna storage URL (default sqlite:///mlruns/optuna.db)
@@ -69,12 +65,11 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(call opt,--seed_everything,$(SEED)) \
 	$(call opt,--data.data_dir,$(DATA_DIR)) \
 	$(call opt,--data.dataset,$(DATASET)) \
-	$(call opt,--diagnostics.enabled,$(DIAG)) \
 	$(call opt,--trainer.logger.init_args.experiment_name,$(EXPERIMENT)) \
 	$(call opt,--ckpt_path,$(RESUME)) \
-	$(ARGS)
+	$(LAB_ARGS) $(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename compare sweep clean
+.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename sweep clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -110,7 +105,7 @@ ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 
 serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
 	@uri=$$(MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		$(PY) -m mnist_lab.tracking.model_uri "$(RUN)") && \
+		$(PY) -m mnist_lab.checkpoints "$(RUN)") && \
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(VENV)/bin/mlflow models serve -m "$$uri" --env-manager local -h 127.0.0.1 -p $(PORT)
 
@@ -118,11 +113,6 @@ predict: ## Classify digit images: make predict CKPT=<checkpoint or run id> INPU
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "error: make predict CKPT=<checkpoint or run id> INPUT=<image or folder>" >&2; exit 2; }
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.predict "$(CKPT)" "$(INPUT)" $(call opt,--out,$(OUT))
-
-compare: ## The study: each claim's grid x SEEDS, nested MLflow runs -> reports/activation_study.md (CLAIM=, QUICK=1, JOBS=)
-	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--seeds,$(SEEDS)) \
-		$(if $(strip $(CLAIM)),--claim $(strip $(CLAIM))) $(call opt,--jobs,$(JOBS)) \
-		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
 
 sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RESUME=1, STORAGE=, NAME=, QUICK=1)
 	$(PY) scripts/sweep.py --sweep=$(SWEEP) $(call opt,--trials,$(TRIALS)) $(call opt,--jobs,$(JOBS)) \
@@ -138,9 +128,10 @@ test-fast: ## Tests that start no process or server, need no real MNIST and take
 
 LINTED := src tests scripts
 
-lint: ## Check lint and formatting (ruff check, ruff format --check); CI runs it
+lint: ## Check lint, formatting and import direction (ruff, import-linter); CI runs it
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/lint-imports
 
 format: ## Fix what ruff can fix, then format
 	$(VENV)/bin/ruff check --fix $(LINTED)
@@ -153,9 +144,24 @@ rename: ## Rename the package, its imports, configs and docs: make rename NAME=<
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
 
-## `make bench`: the template against a hand-written loop (scripts/bench.py)
-BENCH_ARGS ?=#      further bench arguments, e.g. BENCH_ARGS='--quick' or '--models mlp --threads 1'
+# lab:begin  (make drop-lab deletes this block) -----------------------------------------------------
+## Variables of the lab's targets
+DIAG       ?=#                `make train DIAG=false`: no diagnostics (the last callback of configs/defaults.yaml)
+SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 3; QUICK: 1)
+CLAIM      ?=#                `make compare`: claims to run (default all), e.g. CLAIM='saturation init'; `--claim` lists them
+REPORT     ?=#                `make compare`: where the report goes (default reports/activation_study.md; QUICK: outputs/study/)
+BENCH_ARGS ?=#                `make bench`: e.g. BENCH_ARGS='--quick' or '--models mlp --threads 1'
+LAB_ARGS = $(call opt,--trainer.callbacks.init_args.enabled,$(DIAG))
 
-.PHONY: bench
+.PHONY: compare bench drop-lab
+drop-lab: ## Remove the lab (study, diagnostics, bench) from a fork: src/lab, its configs, scripts, reports, tests, docs
+	$(PYTHON_SYS) scripts/drop_lab.py
+
+compare: ## The study: each claim's grid x SEEDS, nested MLflow runs -> reports/activation_study.md (CLAIM=, QUICK=1, JOBS=)
+	$(PY) scripts/activation_study.py $(if $(QUICK),--quick) $(call opt,--seeds,$(SEEDS)) \
+		$(if $(strip $(CLAIM)),--claim $(strip $(CLAIM))) $(call opt,--jobs,$(JOBS)) \
+		$(call opt,--data-dir,$(DATA_DIR)) $(call opt,--out,$(REPORT)) $(if $(strip $(ARGS)),-- $(ARGS))
+
 bench: ## Per-epoch time: hand loop, Lightning floor, template lean/default, torchvision -> reports/bench.{json,md}
 	$(PY) scripts/bench.py $(call opt,--data-dir,$(DATA_DIR)) $(BENCH_ARGS)
+# lab:end

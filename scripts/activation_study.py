@@ -1,4 +1,4 @@
-"""The study: each claim of src/mnist_lab/study/claims as a grid x seeds, one parent MLflow run, nested child runs.
+"""The study: each claim of src/lab/study/claims as a grid x seeds, one parent MLflow run, nested child runs.
 
 make compare SEEDS=3 JOBS=2          # every claim, 3 seeds -> reports/activation_study.md
 make compare CLAIM=saturation        # one claim (several: CLAIM='saturation init')
@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from mlflow import MlflowClient
 
+from lab.study import report
+from lab.study.claims import CLAIMS, Claim, select
+from lab.study.grid import QUICK_ARGS, Job, command
+from lab.study.results import collect, find_parent
+from lab.study.runner import estimate_s, jobs_for, run_all
 from mnist_lab.errors import ConfigError
-from mnist_lab.study import report
-from mnist_lab.study.claims import CLAIMS, Claim, select
-from mnist_lab.study.grid import QUICK_ARGS, Job, command
-from mnist_lab.study.results import collect, find_parent
-from mnist_lab.study.runner import estimate_s, jobs_for, run_all
 from mnist_lab.tracking.logger import RunLogger, resolve_tracking_uri
 
 FULL_REPORT = Path("reports/activation_study.md")

@@ -7,8 +7,9 @@ For each model (the network, optimiser and batch size of ``configs/net/<model>.y
 
   (a)   hand    a hand-written loop over the datamodule's tensors: forward, loss, backward, step;
   (a')  floor   a minimal LightningModule over the same tensors (no logging, metrics or callbacks);
-  (b)   lean    the template (``TemplateCLI`` from the config) with logger, diagnostics and progress bar off;
-  (c)   default the template at its defaults (MLflow run in a throwaway store, diagnostics, Rich bar);
+  (b)   lean    the template (``TemplateCLI`` from the config) with only its checkpoint and recovery callbacks,
+              no logger, no progress bar;
+  (c)   default the template at its defaults (MLflow run in a throwaway store, diagnostics, progress bar);
   (d0)  tv0     (b) fed by ``torchvision.datasets.MNIST`` + ``ToTensor``/``Normalize`` + ``DataLoader``;
   (d2)  tv2     the same with ``num_workers=2``.
 
@@ -42,12 +43,11 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from mnist_lab.cli import TemplateCLI
-from mnist_lab.cli.defaults import CONFIG_DIR, default_parser_kwargs
+from mnist_lab.cli import CONFIG_DIR, DEFAULT_CONFIGS, TemplateCLI
 from mnist_lab.data.augment import random_affine
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
+from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components.cnn import ConvBlockSpec
-from mnist_lab.models.mnist_module import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -205,12 +205,14 @@ def template_config(ctx: dict[str, Any], lean: bool) -> Path:
     trainer: dict[str, Any] = {"max_epochs": ctx["epochs"], "default_root_dir": str(ctx["tmp"] / "outputs")}
     if ctx["limit_train"] is not None:
         trainer.update(limit_train_batches=ctx["limit_train"], limit_val_batches=ctx["limit_val"])
-    config: dict[str, Any] = {"trainer": trainer, "data": {"data_dir": str(ctx["data_dir"])}, "run_test": False}
+    data = {"data_dir": str(ctx["data_dir"])}
+    config: dict[str, Any] = {"trainer": trainer, "data": {"init_args": data}, "run_test": False}
     if ctx["val_size"] is not None:
-        config["data"]["val_size"] = ctx["val_size"]
-    if lean:  # no logger, so the CLI drops the learning-rate monitor too
+        data["val_size"] = ctx["val_size"]
+    if lean:  # the defaults' checkpoints and recovery; no logger, so nothing that logs
         trainer.update(logger=False, enable_progress_bar=False)
-        config["diagnostics"] = {"enabled": False}
+        defaults = yaml.safe_load((CONFIG_DIR / "defaults.yaml").read_text())["trainer"]["callbacks"]
+        trainer["callbacks"] = [c for c in defaults if c["class_path"].startswith("mnist_lab.recovery.")]
     else:
         store = {"tracking_uri": f"sqlite:///{ctx['tmp'] / 'mlflow.db'}"}
         store["artifact_location"] = (ctx["tmp"] / "artifacts").as_uri()
@@ -226,11 +228,12 @@ def build_template(ctx: dict[str, Any], lean: bool) -> TemplateCLI:
     stack = [CONFIG_DIR / "net" / f"{ctx['model']}.yaml", *([recipe] if recipe.is_file() else [])]
     args = [arg for path in stack for arg in ("--config", str(path))] + ["--config", str(template_config(ctx, lean))]
     return TemplateCLI(
-        MNISTClassifier,
-        MNISTDataModule,
+        Classifier,
+        L.LightningDataModule,
+        subclass_mode_data=True,
         save_config_callback=None,
         auto_configure_optimizers=False,
-        parser_kwargs=default_parser_kwargs(None),
+        parser_kwargs={"default_config_files": [str(f) for f in DEFAULT_CONFIGS]},
         seed_everything_default=42,
         args=args,
         run=False,

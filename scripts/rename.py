@@ -20,8 +20,8 @@ TOP_LEVEL_SKIPPED = {".git", ".venv", "venv", "mlruns", "data", "outputs", "ligh
 
 
 def current_package(root: Path) -> str:
-    """The one package under ``src/``."""
-    found = [p.name for p in (root / "src").iterdir() if (p / "__init__.py").is_file()]
+    """The one package under ``src/`` besides the lab."""
+    found = [p.name for p in (root / "src").iterdir() if (p / "__init__.py").is_file() and p.name != "lab"]
     if len(found) != 1:
         raise SystemExit(f"error: expected one package under {root / 'src'}, found {found or 'none'}")
     return found[0]

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 def test_two_runs_create_one_store_and_both_finish(fake_mnist: Path, tmp_path: Path, repo_root: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlruns' / 'mlflow.db'}"  # not even its folder exists
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--diagnostics.enabled=false", "--run_test=false")
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--run_test=false")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "mnist_lab", *args, f"--trainer.default_root_dir=out{i}"],

@@ -1,5 +1,5 @@
-"""configs/: the CLI's defaults, the networks and the presets parse alone and stacked as documented, and
-every preset trains a few batches; `make train` composes them with its variables in a fixed order."""
+"""configs/: every config file parses alone and stacked as `make train` stacks it, every preset trains a few
+batches, and `make train` composes them with its variables in a fixed order. Properties, not today's values."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from mnist_lab.cli import main
-from mnist_lab.cli.defaults import CONFIG_DIR, DEFAULT_NET, default_config_files
 from tiny_cli import tiny_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,34 +55,24 @@ def network(net: str) -> list[str]:
     return config(f"net/{net}") + (config(f"recipes/{net}") if net in RECIPES else [])
 
 
-def test_the_bare_cli_resolves_to_the_template_from_any_directory(
+def test_the_bare_cli_is_make_train_from_any_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.chdir(tmp_path)
     bare = resolved(capsys)
-    assert bare["model"]["net"]["class_path"] == "mnist_lab.models.components.MLP"
-    assert bare["model"]["net"]["init_args"]["dropout"] == 0.2
-    assert bare["trainer"]["logger"]["class_path"] == "mnist_lab.tracking.RunLogger"
-    callbacks = [c["class_path"] for c in bare["trainer"]["callbacks"]]
-    assert callbacks == ["mnist_lab.recovery.BestAndLastCheckpoint", "lightning.pytorch.callbacks.LearningRateMonitor"]
-    assert bare["seed_everything"] == 42 and bare["trainer"]["max_epochs"] == 15
-    assert bare["trainer"]["default_root_dir"] == "outputs"
-    assert resolved(capsys, *config("net/mlp")) == bare  # make train == python -m mnist_lab fit
+    assert bare == resolved(capsys, *config("net/mlp"))  # make train == python -m mnist_lab fit
+    defaults = yaml.safe_load((CONFIGS / "defaults.yaml").read_text())
+    listed = [c["class_path"] for c in defaults["trainer"]["callbacks"]]
+    assert [c["class_path"] for c in bare["trainer"]["callbacks"]] == listed  # every callback is in the config
 
 
-def test_every_file_under_configs_is_checked_here() -> None:
-    files = {str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.yaml")}
-    sweeps = {f"sweeps/{p.stem}" for p in (CONFIGS / "sweeps").glob("*.yaml")}  # test_sweep.py parses each
-    expected = {"defaults"} | {f"net/{n}" for n in NETS} | {f"recipes/{r}" for r in RECIPES} | set(PRESETS)
-    assert files == expected | sweeps
-    assert set(RECIPES) <= set(NETS)
+def test_every_recipe_and_preset_names_a_network_that_exists() -> None:
+    assert set(RECIPES) <= set(NETS) and set(MADE_FOR.values()) <= set(NETS)
 
 
 @pytest.mark.parametrize("net", NETS)
 def test_network_configs_hold_only_the_network(net: str) -> None:
     assert yaml.safe_load((CONFIGS / "net" / f"{net}.yaml").read_text()) == {"model": {"net": ANY}}
-    assert set(MADE_FOR.values()) <= set(NETS) and MADE_FOR == {"speed": "cnn", "study": "mlp"}
-    assert {preset for _, preset in preset_stacks()} == set(PRESETS)
 
 
 @pytest.mark.parametrize("name", ["defaults", *(f"net/{n}" for n in NETS)])
@@ -99,29 +88,28 @@ def test_presets_for_any_network_parse_alone(preset: str, capsys: pytest.Capture
 @pytest.mark.parametrize(("net", "preset"), preset_stacks())
 def test_presets_parse_stacked_on_their_networks(net: str, preset: str, capsys: pytest.CaptureFixture) -> None:
     stacked = resolved(capsys, *network(net), *config(preset))
-    assert stacked["model"]["net"]["class_path"].endswith("." + net.upper())
+    own_net = yaml.safe_load((CONFIGS / "net" / f"{net}.yaml").read_text())["model"]["net"]
+    assert stacked["model"]["net"]["class_path"] == own_net["class_path"]
     own = yaml.safe_load((CONFIGS / f"{preset}.yaml").read_text())
     for key, value in (own.get("trainer") or {}).items():  # the preset's own values are the ones in force
-        assert stacked["trainer"][key] == value
+        if key == "callbacks":  # a list replaces the defaults' whole list
+            assert [c["class_path"] for c in stacked["trainer"][key]] == [c["class_path"] for c in value]
+        else:
+            assert stacked["trainer"][key] == value
 
 
-def test_the_cnn_keeps_its_batch_norm_and_its_recipe(capsys: pytest.CaptureFixture) -> None:
-    """MLP arguments of the defaults carry over when the class changes: net/cnn.yaml must restate batch_norm."""
-    cnn = resolved(capsys, *network("cnn"))
-    net = cnn["model"]["net"]["init_args"]
-    assert net["batch_norm"] is True and net["dropout"] == 0.1 and len(net["blocks"]) == 4
-    assert cnn["trainer"]["max_epochs"] == 10 and cnn["data"]["init_args"]["augment"] is True
-    assert cnn["model"]["optimizer"]["init_args"]["lr"] == 0.002
+@pytest.mark.parametrize("net", NETS)
+def test_a_network_keeps_its_own_arguments_whatever_the_default_network(
+    net: str, capsys: pytest.CaptureFixture
+) -> None:
+    """Arguments of the default network carry over when the class changes: a network file restates its own."""
+    stacked = resolved(capsys, *network(net))
+    own = yaml.safe_load((CONFIGS / "net" / f"{net}.yaml").read_text())["model"]["net"].get("init_args") or {}
+    scalars = {k: v for k, v in own.items() if not isinstance(v, (list, dict))}
+    assert {k: stacked["model"]["net"]["init_args"][k] for k in scalars} == scalars
 
 
-def test_study_keeps_the_default_callbacks(capsys: pytest.CaptureFixture) -> None:
-    study = resolved(capsys, *config("net/mlp"), *config("study"))
-    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in study["trainer"]["callbacks"]]
-    assert callbacks == ["BestAndLastCheckpoint", "LearningRateMonitor"]
-    assert study["model"]["net"]["init_args"]["depth"] == 4
-
-
-@pytest.mark.parametrize(("net", "preset"), [(MADE_FOR.get(p, DEFAULT_NET), p) for p in PRESETS])
+@pytest.mark.parametrize(("net", "preset"), [(MADE_FOR.get(p, "mlp"), p) for p in PRESETS])
 def test_every_preset_trains_a_few_batches(
     net: str, preset: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -140,14 +128,6 @@ def test_every_preset_trains_a_few_batches(
     )
     assert cli.trainer.global_step == 3
     assert (Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt").is_file()
-
-
-def test_without_the_configs_the_cli_says_so_and_uses_the_code_defaults(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    assert default_config_files(tmp_path) == []
-    assert "not found (installed without the template's checkout?)" in capsys.readouterr().err
-    assert default_config_files() == [str(CONFIG_DIR / "defaults.yaml"), str(CONFIG_DIR / "net" / "mlp.yaml")]
 
 
 @pytest.mark.subprocess
@@ -186,8 +166,7 @@ def test_make_variables_win_over_presets() -> None:
     [
         (("MODEL=cnn", "DEPTH=3"), "error: DEPTH applies to MODEL=mlp only"),
         (("MODEL=cnn", "WIDTH=64"), "error: WIDTH applies to MODEL=mlp only"),
-        (("PRESET=regularised nope",), "error: unknown PRESET 'nope'; choose from: debug regularised speed study"),
-        (("MODEL=cnn", "PRESET=study"), "error: PRESET=study is for MODEL=mlp (MODEL=cnn)"),
+        (("PRESET=regularised nope",), "error: unknown PRESET 'nope'; choose from: " + " ".join(PRESETS)),
         (("PRESET=debug speed",), "error: PRESET=speed is for MODEL=cnn (MODEL=mlp)"),
     ],
 )

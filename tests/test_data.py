@@ -13,8 +13,8 @@ from mnist_lab.data.augment import random_affine
 from mnist_lab.data.idx import check_mnist_raw
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
 from mnist_lab.errors import ConfigError, DataError
+from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import MLP
-from mnist_lab.models.mnist_module import MNISTClassifier
 from quiet_trainer import quiet_trainer
 
 
@@ -151,5 +151,5 @@ def test_train_size_shards_under_ddp_and_resumes_mid_epoch(fake_mnist: Path) -> 
 def test_the_run_length_follows_train_size(fake_mnist: Path, tmp_path: Path) -> None:
     trainer = quiet_trainer(max_epochs=2, limit_val_batches=0, default_root_dir=tmp_path)
     data = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, train_size=300)
-    trainer.fit(MNISTClassifier(MLP(depth=1, width=8)), datamodule=data)
+    trainer.fit(Classifier(MLP(depth=1, width=8)), datamodule=data)
     assert trainer.estimated_stepping_batches == 10 and trainer.global_step == 10

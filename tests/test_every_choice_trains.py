@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import CNN, MLP, ConvBlockSpec
 from mnist_lab.models.components.activations import ACTIVATIONS
 from mnist_lab.models.components.init import INITS
-from mnist_lab.models.mnist_module import MNISTClassifier
 from quiet_trainer import LossRecorder, quiet_trainer
 
 
@@ -24,7 +24,7 @@ def _fit(net: torch.nn.Module, data_dir: Path, tmp_path: Path) -> tuple[float, f
     losses = recorder.losses
     trainer = quiet_trainer(default_root_dir=tmp_path, max_epochs=2, limit_val_batches=0, callbacks=[recorder])
     data = MNISTDataModule(str(data_dir), batch_size=100, eval_batch_size=300, val_size=200)
-    model = MNISTClassifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
+    model = Classifier(net, optimizer=lambda p: torch.optim.Adam(p, lr=3e-3))
     trainer.fit(model, datamodule=data)
     return losses[0], losses[-1]
 

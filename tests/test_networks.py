@@ -101,20 +101,6 @@ def test_bad_cnn_settings_fail_clearly() -> None:
         CNN(head_width=-1)
 
 
-def test_identity_mlp_collapses_to_one_linear_map() -> None:
-    """Without a non-linearity, stacked linear layers are one linear layer."""
-    torch.manual_seed(0)
-    net = MLP(depth=3, width=32, activation="identity").eval()
-    weight, bias = torch.eye(784), torch.zeros(784)
-    for layer in [b.layer for b in net.blocks] + [net.output]:
-        weight, bias = layer.weight @ weight, layer.weight @ bias + layer.bias
-    x = torch.randn(16, 1, 28, 28)
-    with torch.no_grad():
-        assert torch.allclose(net(x), x.flatten(1) @ weight.T + bias, atol=1e-4)
-        relu_net = MLP(depth=3, width=32, activation="relu").eval()
-        assert not torch.allclose(relu_net(x), relu_net(-x) * -1, atol=1e-3)  # ReLU is not linear
-
-
 def test_layers_keep_their_bias_unless_batch_norm_follows_them() -> None:
     before = CNN(batch_norm=True, batch_norm_position="before")
     after = CNN(batch_norm=True, batch_norm_position="after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,16 +12,14 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from PIL import Image
 
 from mnist_fakes import class_images
-from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, MNISTDataModule
-from mnist_lab.models.mnist_module import MNISTClassifier
+from mnist_lab.cli import main as cli_main
+from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD
 from mnist_lab.predict import load_classifier, load_digit
 from mnist_lab.predict.__main__ import main
-from mnist_lab.tracking import RunLogger
-from mnist_lab.tracking.callback import log_pytorch_model
+from tiny_cli import tiny_args
 
 BACKGROUND = -MNIST_MEAN / MNIST_STD  # a black MNIST pixel, normalised
 COLUMNS = ["file", "predicted", "class", "probability", *(f"p{k}" for k in range(10))]
@@ -33,13 +32,15 @@ def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
 
 @pytest.fixture(scope="module")
 def checkpoint(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default network (the MLP), trained one epoch on the fake MNIST, saved by a Trainer."""
-    L.seed_everything(0, verbose=False)
+    """The default network (the MLP), trained one epoch on the fake MNIST by the CLI."""
     tmp = tmp_path_factory.mktemp("ckpt")
-    trainer = _trainer(tmp, logger=False, enable_checkpointing=False, limit_val_batches=0)
-    trainer.fit(MNISTClassifier(), datamodule=MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64))
-    trainer.save_checkpoint(tmp / "mlp.ckpt")
-    return tmp / "mlp.ckpt"
+    extra = (
+        "--trainer.max_epochs=1",
+        "--trainer.logger=false",
+        "--run_test=false",
+        f"--trainer.default_root_dir={tmp}",
+    )
+    return Path(cli_main(tiny_args("fit", fake_mnist, *extra)).trainer.checkpoint_callback.best_model_path)
 
 
 def _digit(label: int, seed: int = 0) -> np.ndarray:
@@ -121,7 +122,7 @@ def test_bad_input_is_one_error_line_and_exit_2(
         ([str(checkpoint), str(tmp_path / "empty")], "no PNG or JPG files"),
         ([str(checkpoint), str(tmp_path / "digits" / "notes.txt")], "not a PNG or JPG"),
         ([str(checkpoint), str(tmp_path / "broken.png")], "cannot read image"),
-        ([str(tmp_path / "missing.ckpt"), str(tmp_path / "digits")], "neither a checkpoint file nor an MLflow run id"),
+        ([str(tmp_path / "missing.ckpt"), str(tmp_path / "digits")], "does not exist; give a checkpoint file"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
@@ -130,27 +131,18 @@ def test_bad_input_is_one_error_line_and_exit_2(
 
 
 @pytest.mark.slow  # a new MLflow store and a logged run
-def test_an_mlflow_run_id_loads_the_runs_best_checkpoint_or_its_logged_model(
-    fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_mlflow_run_id_loads_the_runs_best_checkpoint_local_or_uploaded(
+    fake_mnist: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    logger = RunLogger(experiment_name="predict", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
-    checkpointing = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/acc", mode="max")
-    trainer = _trainer(tmp_path, logger=logger, callbacks=[checkpointing], max_epochs=2, limit_train_batches=4)
-    trainer.fit(MNISTClassifier(), datamodule=MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64))
+    cli = cli_main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false"))
+    best, run_id = Path(cli.trainer.checkpoint_callback.best_model_path), cli.trainer.logger.run_id
     x = torch.randn(3, 1, 28, 28)
-    expected = load_classifier(checkpointing.best_model_path)(x)
-    for ref in (logger.run_id, f"runs:/{logger.run_id}"):
+    expected = load_classifier(best)(x)
+    for ref in (run_id, f"runs:/{run_id}"):
         assert torch.allclose(load_classifier(ref)(x), expected, atol=1e-6)
-
-    # A run without a checkpoint artifact: its logged model `classifier` serves instead.
-    model_only = RunLogger(experiment_name="predict", tracking_uri=uri, log_model=False)
-    model = MNISTClassifier().eval()
-    log_pytorch_model(model_only, model)
-    model_only.finalize("success")
-    assert torch.allclose(load_classifier(model_only.run_id)(x), model(x), atol=1e-6)
-    with pytest.raises(ValueError, match="neither a checkpoint file nor a run"):
+    shutil.rmtree(best.parent)  # the local files are gone: the copy MLFlowLogger uploaded serves
+    assert torch.allclose(load_classifier(run_id)(x), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="no MLflow run"):
         load_classifier("0" * 32)
 
 

@@ -76,7 +76,6 @@ def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
         "--data.batch_size=16",
         "--trainer.max_epochs=2",
         "--trainer.log_every_n_steps=1",
-        "--diagnostics.enabled=false",
         "--run_test=false",
     )
     result, run_id = start_and_signal(args, tmp_path, tracking_uri, signum)
@@ -121,7 +120,6 @@ def test_interrupted_then_resumed_training_ends_with_the_same_weights(
         "--trainer.max_epochs=2",
         "--trainer.deterministic=true",
         "--trainer.logger=false",
-        "--diagnostics.enabled=false",
         "--tracking.log_model=false",
         "--run_test=false",
     ]
@@ -140,7 +138,7 @@ def test_interrupted_then_resumed_training_ends_with_the_same_weights(
 def test_extending_a_finished_run_replans_the_schedule_instead_of_training_at_lr_0(
     fake_mnist: Path, tracking_uri: str
 ) -> None:
-    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--diagnostics.enabled=false"))
+    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1"))
     run_id = first.trainer.logger.run_id
     with pytest.raises(SystemExit) as exit_:  # the same length again: nothing left to train
         main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", f"--ckpt_path={run_id}"))
@@ -155,9 +153,8 @@ def test_extending_a_finished_run_replans_the_schedule_instead_of_training_at_lr
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-@pytest.mark.parametrize("diagnostics", ["true", "false"])
 def test_a_diverging_run_stops_with_one_message_and_fails(
-    diagnostics: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(
@@ -167,7 +164,6 @@ def test_a_diverging_run_stops_with_one_message_and_fails(
                 "--trainer.max_epochs=3",
                 "--model.optimizer.init_args.lr=1e6",
                 "--trainer.gradient_clip_val=null",
-                f"--diagnostics.enabled={diagnostics}",
             )
         )
     assert exit_.value.code == 1
@@ -215,7 +211,7 @@ def test_resuming_a_schedule_that_ended_at_lr_0_is_an_error_before_the_run_is_to
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
     polynomial = ["--model.scheduler=torch.optim.lr_scheduler.PolynomialLR", "--model.scheduler.total_iters=16"]
-    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--diagnostics.enabled=false", *polynomial))
+    first = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", *polynomial))
     run_id = first.trainer.logger.run_id
     with pytest.raises(SystemExit) as exit_:
         main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", f"--ckpt_path={run_id}", *polynomial))

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from torch import nn
 
 from mnist_lab.cli import main
 from mnist_lab.data.batches import TensorBatchLoader
 from mnist_lab.data.mnist_datamodule import MNISTDataModule, TensorBatches
+from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import CNN, MLP
-from mnist_lab.models.mnist_module import MNISTClassifier
 from quiet_trainer import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,87 +48,25 @@ def test_the_training_order_follows_the_seed(fake_mnist: Path) -> None:
 
 def test_data_stays_on_the_cpu_without_an_accelerator(fake_mnist: Path) -> None:
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, on_device=True)
-    model = MNISTClassifier(MLP(depth=1, width=16))
+    model = Classifier(MLP(depth=1, width=16))
     t = quiet_trainer(limit_train_batches=2, limit_val_batches=1)
     t.fit(model, datamodule=dm)
     assert dm.data_device() == torch.device("cpu")
     assert dm._splits["train"].images.device.type == "cpu"
 
 
-class InferenceProbe(MNISTClassifier):
-    seen: list[bool]
-
-    def _step(self, batch):
-        if not self.training:
-            self.seen.append(torch.is_inference_mode_enabled())
-        return super()._step(batch)
-
-
-def test_evaluation_runs_under_inference_mode_in_large_batches(fake_mnist: Path) -> None:
-    dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64, eval_batch_size=150)
-    model = InferenceProbe(MLP(depth=1, width=16))
-    model.seen = []
-    quiet_trainer(limit_train_batches=2, num_sanity_val_steps=0).fit(model, datamodule=dm)
-    assert model.seen == [True, True]  # 200 validation images in batches of 150
-
-
 def test_compile_falls_back_cleanly_on_cpu_and_channels_last_applies(fake_mnist: Path, caplog) -> None:
     dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64)
     net = CNN(blocks=None, head_width=16)
-    model = MNISTClassifier(net, compile=True, channels_last=True)
-    with caplog.at_level("INFO", logger="mnist_lab.models.mnist_module"):
+    model = Classifier(net, compile=True, channels_last=True)
+    with caplog.at_level("INFO", logger="mnist_lab.models.classifier"):
         quiet_trainer(limit_train_batches=3, limit_val_batches=1).fit(model, datamodule=dm)
-    assert model._compiled_net is None
+    assert model._compiled is None
     assert "ignored on cpu" in caplog.text
     conv = net.blocks[1].layer.weight  # (32, 32, 3, 3): the two layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     # The weights keep their plain names, so checkpoints are interchangeable with runs without the options.
     assert all(not k.startswith("_compiled") for k in model.state_dict())
-
-
-def test_step_metrics_are_logged_every_log_every_n_steps_and_epoch_metrics_cover_every_batch(
-    fake_mnist: Path,
-) -> None:
-    logged: list[tuple[int, set[str]]] = []
-
-    class Recorder(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            logged.append((batch_idx, {k for k in trainer.callback_metrics if k in ("train/loss", "train/acc")}))
-
-    dm = MNISTDataModule(str(fake_mnist), val_size=200, batch_size=100)  # 10 training batches
-    model = MNISTClassifier(MLP(depth=1, width=16))
-    t = quiet_trainer(log_every_n_steps=4, limit_val_batches=1, callbacks=[Recorder()])
-    t.fit(model, datamodule=dm)
-    first_logged = next(i for i, names in logged if names)
-    assert first_logged == 3  # steps 3 and 7 (the 4th and 8th) carry the step values
-    assert {"train/loss", "train/acc", "train/loss_epoch", "train/acc_epoch"} <= set(t.callback_metrics)
-    assert 0.0 <= float(t.callback_metrics["train/acc_epoch"]) <= 1.0
-
-
-@pytest.mark.parametrize("scale", [1e-4, 1e3])
-def test_clipping_matches_torch_whether_or_not_it_clips(scale: float) -> None:
-    torch.manual_seed(0)
-    nets = [MLP(depth=2, width=32) for _ in range(2)]
-    nets[1].load_state_dict(nets[0].state_dict())
-    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
-        p.grad = torch.randn_like(p) * scale
-        q.grad = p.grad.clone()
-    torch.nn.utils.clip_grad_norm_(nets[0].parameters(), 1.0)
-    model = MNISTClassifier(nets[1])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    model.configure_gradient_clipping(optimizer, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
-    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
-        torch.testing.assert_close(p.grad, q.grad)
-
-
-def test_value_clipping_still_goes_through_lightning() -> None:
-    net = nn.Linear(3, 2)
-    model = MNISTClassifier(net)
-    for p in net.parameters():
-        p.grad = torch.full_like(p, 5.0)
-    model.clip_gradients = lambda opt, val, algo: [p.grad.clamp_(-val, val) for p in net.parameters()]
-    model.configure_gradient_clipping(torch.optim.SGD(net.parameters(), lr=0.1), 0.5, "value")
-    assert all(float(p.grad.max()) == 0.5 for p in net.parameters())
 
 
 def test_speed_preset_resolves_to_the_small_cnn_with_gpu_options(capsys: pytest.CaptureFixture) -> None:
@@ -148,7 +84,7 @@ def test_cosine_warmup_starts_small_from_the_very_first_step() -> None:
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
     schedule = CosineDecay(optimizer, warmup_fraction=0.1)
-    schedule.set_horizon(1000)  # what MNISTClassifier.configure_optimizers does
+    schedule.set_horizon(1000)  # what Classifier.configure_optimizers does
     seen = []
     for _ in range(3):
         seen.append(optimizer.param_groups[0]["lr"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,9 @@ from mlflow.entities import Run
 import mnist_lab
 from mnist_lab.cli import main
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import MLP
-from mnist_lab.models.mnist_module import MNISTClassifier
-from mnist_lab.tracking import MLflowRunCallback, RunLogger
-from mnist_lab.tracking.run_info import files_digest
+from mnist_lab.tracking import RunArtifacts, RunLogger
 
 
 class TrackedRun:
@@ -110,7 +110,10 @@ def test_tags_record_code_data_and_version(tracked: TrackedRun, fake_mnist: Path
     tags = tracked.run.data.tags
     assert "dataset.name" not in tags  # the dataset is MLflow's own dataset input, not a hand-made tag
     (recorded,) = tracked.client.get_run(tracked.id).inputs.dataset_inputs
-    digest = files_digest(sorted((fake_mnist / "MNIST" / "raw").glob("*-ubyte")))
+    digest = hashlib.sha256()
+    for path in sorted((fake_mnist / "MNIST" / "raw").glob("*-ubyte")):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest = digest.hexdigest()
     assert (recorded.dataset.name, recorded.dataset.digest) == ("mnist", digest[:32])
     assert {t.key: t.value for t in recorded.tags}["classes"] == ",".join(str(k) for k in range(10))
     assert "git.commit" not in tags  # the commit is MLflow's own tag (checked on a CLI process: test_concurrency)
@@ -160,7 +163,7 @@ def test_logged_model_loads_and_predicts(tracked: TrackedRun) -> None:
     assert np.asarray(pyfunc.predict(np.zeros((3, 1, 28, 28), dtype=np.float32))).shape == (3, 10)
 
 
-class Explodes(MNISTClassifier):
+class Explodes(Classifier):
     def __init__(self, error: BaseException) -> None:
         super().__init__(MLP(depth=1, width=8))
         self.error = error
@@ -179,7 +182,7 @@ def test_failed_and_interrupted_runs_get_their_status(
     trainer = L.Trainer(
         max_epochs=1,
         logger=logger,
-        callbacks=[MLflowRunCallback()],
+        callbacks=[RunArtifacts()],
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=tmp_path,

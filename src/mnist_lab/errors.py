@@ -24,6 +24,8 @@ class TrainingInterrupted(BaseException):
     testing or predicting), so none was.
     """
 
+    run_status = "KILLED"  # how its MLflow run ends (RunLogger.finalize)
+
     def __init__(self, signum: int, forced: bool = False) -> None:
         self.signum, self.forced = signum, forced
         super().__init__(f"stopped by {_signal_name(signum)}" + (" (no checkpoint)" if forced else ""))

@@ -8,8 +8,6 @@ checkpoint file or an MLflow run id.
 
 from __future__ import annotations
 
-import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,15 +16,15 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
+from mnist_lab.checkpoints import resolve
 from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
-from mnist_lab.errors import ConfigError, DataError
-from mnist_lab.models.mnist_module import MNISTClassifier
-from mnist_lab.tracking.model_uri import MODEL_NAME  # the name MLflowRunCallback logs the network under
+from mnist_lab.errors import DataError
+from mnist_lab.models.classifier import Classifier
+from mnist_lab.tracking.logger import resolve_tracking_uri
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SIDE = 28
-_RUN_ID = re.compile(r"^(runs:/)?([0-9a-f]{32})/?$")
 
 
 def find_images(path: str | Path) -> list[Path]:
@@ -73,84 +71,18 @@ def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_ST
     return normalise(torch.from_numpy(small.copy()).unsqueeze(0), mean, std)[0]
 
 
-def _checkpoint_artifact(client, run_id: str, tmp: str) -> str | None:
-    """The run's best checkpoint artifact, if it logged any.
+def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
+    """A model from images to logits, in eval mode, on the CPU, from a checkpoint file or an MLflow
+    run id (its best checkpoint: :func:`mnist_lab.checkpoints.resolve`).
 
-    ``MLFlowLogger(log_model=True)`` logs each checkpoint in a folder (``<stem>/<stem>.ckpt``; older
-    Lightning: ``model/checkpoints/<stem>/``) beside an ``aliases.txt`` that names the best one.
+    The checkpoint's hyperparameters hold the optimiser's class, which torch's weights-only unpickler
+    refuses: a checkpoint is code, so load only your own (or ones you trust), as with any pickle.
     """
-    from mlflow.exceptions import MlflowException
-
-    checkpoints: list[str] = []
-    folders: list[str | None] = [None]
-    while folders:
-        for item in client.list_artifacts(run_id, folders.pop()):
-            if item.is_dir and Path(item.path).name != MODEL_NAME:
-                folders.append(item.path)
-            elif item.path.endswith(".ckpt"):
-                checkpoints.append(item.path)
-
-    def is_best(path: str) -> bool:
-        try:
-            aliases = client.download_artifacts(run_id, f"{Path(path).parent.as_posix()}/aliases.txt", tmp)
-        except (MlflowException, OSError):  # no aliases.txt: not logged by MLFlowLogger
-            return False
-        return "best" in Path(aliases).read_text()
-
-    checkpoints.sort()
-    best = [path for path in checkpoints if is_best(path)]
-    return (best or checkpoints or [None])[-1]
-
-
-def _from_run(run_id: str) -> nn.Module:
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from mnist_lab.tracking.logger import resolve_tracking_uri
-
-    uri = resolve_tracking_uri()
-    client = MlflowClient(uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"{run_id} is neither a checkpoint file nor a run in the MLflow store {uri}") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        artifact = _checkpoint_artifact(client, run_id, tmp)
-        if artifact is not None:
-            return _from_checkpoint(Path(client.download_artifacts(run_id, artifact, tmp)))
-    mlflow.set_tracking_uri(uri)
-    try:  # logged in eval mode, and (MLflow 3's pt2 format) a graph that refuses .train()/.eval()
-        model = mlflow.pytorch.load_model(f"runs:/{run_id}/{MODEL_NAME}", map_location="cpu")
-        metadata = mlflow.models.get_model_info(f"runs:/{run_id}/{MODEL_NAME}").metadata or {}
-        model.dataset = metadata.get("dataset") or "mnist"
-        return model
-    except (MlflowException, OSError) as err:
-        raise ConfigError(f"run {run_id} has neither a checkpoint nor a logged model '{MODEL_NAME}': {err}") from None
-
-
-def _from_checkpoint(path: Path) -> nn.Module:
-    # The hyperparameters hold the optimiser class, which torch's weights-only unpickler refuses:
-    # a checkpoint is code, so load only your own (or ones you trust), as with any pickle.
-    model = MNISTClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
+    path = resolve(str(ckpt_or_run_id), Path("."), resolve_tracking_uri(), which="best")
+    model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
     data = torch.load(path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters") or {}
     model.dataset = data.get("dataset") or "mnist"  # whose statistics the images are normalised with
     return model
-
-
-def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
-    """A model from images ``(N, 1, 28, 28)`` to logits, in eval mode, on the CPU.
-
-    ``ckpt_or_run_id``: a Lightning checkpoint file, or an MLflow run id (also ``runs:/<id>``) in
-    ``$MLFLOW_TRACKING_URI`` (default: the local store): the run's best checkpoint if it logged one,
-    else its logged model ``runs:/<id>/classifier``.
-    """
-    path = Path(ckpt_or_run_id)
-    if path.is_file():
-        return _from_checkpoint(path)
-    if match := _RUN_ID.match(str(ckpt_or_run_id)):
-        return _from_run(match.group(2))
-    raise ConfigError(f"{ckpt_or_run_id} is neither a checkpoint file nor an MLflow run id")
 
 
 @torch.no_grad()

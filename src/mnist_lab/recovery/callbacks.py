@@ -1,18 +1,15 @@
 """Callbacks that make a run stop cleanly and resume exactly.
 
-- :class:`StopOnSignal` turns a SIGINT/SIGTERM into a stop at the end of the current batch.
-- :class:`InterruptCheckpoint` writes ``last.ckpt`` beside ``ModelCheckpoint``'s files, for such
-  stops only (never after an error or a divergence,
-  which would overwrite the last good checkpoint with bad weights).
+- :class:`Recovery` turns a SIGINT/SIGTERM into a stop at the end of the current batch, writes
+  ``last.ckpt`` for such stops only (never after an error or a divergence, which would overwrite the
+  last good checkpoint), and saves and restores the random generators with every checkpoint, so
+  dropout and augmentation continue the same random stream.
 - :class:`BestAndLastCheckpoint` is ``ModelCheckpoint`` whose ``last.ckpt`` follows every
   validation (Lightning 2.6 rewrites it only when a new best is saved, so it can lag epochs behind).
-- :class:`RNGState` stores the random generators in every checkpoint and restores them when
-  training resumes, so dropout and augmentation continue the same random stream.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import signal
 from pathlib import Path
@@ -28,11 +25,35 @@ from mnist_lab.errors import TrainingInterrupted
 from mnist_lab.recovery.signals import REQUEST
 
 
-class StopOnSignal(L.Callback):
-    """Honour a stop request (see :mod:`mnist_lab.recovery.signals`) between two training batches."""
+def is_clean_stop(exception: BaseException) -> bool:
+    """A stop asked for by a signal, reached between two steps (so the state is consistent)."""
+    if isinstance(exception, TrainingInterrupted):
+        return not exception.forced
+    return isinstance(exception, SIGTERMException)
+
+
+class Recovery(L.Callback):
+    """Stop on a signal between two batches with ``last.ckpt``; carry the RNG state in checkpoints.
+
+    Not Lightning's ``OnExceptionCheckpoint``: with one of those present, Lightning turns every
+    ``fit()`` without a checkpoint into ``fit(ckpt_path="last")``, so a new run would silently resume
+    whatever ``last.ckpt`` its folder holds. Resuming here is always asked for (``RESUME=``).
+    """
+
+    def __init__(self) -> None:
+        self._rng: dict[str, Any] | None = None  # restored at the first resumed step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         REQUEST.deferring = True
+        state, self._rng = self._rng, None
+        if state:  # just before the first resumed step, after everything that set up the run
+            version, internal, gauss = state["python"]
+            random.setstate((version, tuple(internal), gauss))
+            name, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            torch.set_rng_state(state["torch"])
+            if "torch.cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["torch.cuda"])
 
     def _check(self, trainer: L.Trainer) -> None:
         requested = REQUEST.signum is not None
@@ -51,38 +72,30 @@ class StopOnSignal(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         REQUEST.deferring = False
-
-
-def is_clean_stop(exception: BaseException) -> bool:
-    """A stop asked for by a signal, reached between two steps (so the state is consistent)."""
-    if isinstance(exception, TrainingInterrupted):
-        return not exception.forced
-    return isinstance(exception, SIGTERMException)
-
-
-class InterruptCheckpoint(L.Callback):
-    """Write ``last.ckpt`` into ``ModelCheckpoint``'s folder when a signal stops training.
-
-    Not Lightning's ``OnExceptionCheckpoint``: with one of those present, Lightning turns every
-    ``fit()`` without a checkpoint into ``fit(ckpt_path="last")``, so a new run would silently resume
-    whatever ``last.ckpt`` its folder holds. Resuming here is always asked for (``RESUME=``).
-    """
-
-    def __init__(self, filename: str = "last") -> None:
-        self.filename = filename
-        self.ckpt_path: str | None = None
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not (is_clean_stop(exception) and trainer.state.fn == "fit"):
             return
         checkpoint = trainer.checkpoint_callback
         folder = getattr(checkpoint, "dirpath", None) or Path(trainer.default_root_dir) / "checkpoints"
-        self.ckpt_path = str(Path(folder) / f"{self.filename}.ckpt")
+        path = str(Path(folder) / "last.ckpt")
         if isinstance(checkpoint, ModelCheckpoint):  # before saving: it is part of the saved state
-            checkpoint.last_model_path = self.ckpt_path  # resumed runs overwrite it; the logger uploads it
-        trainer.save_checkpoint(self.ckpt_path)
+            checkpoint.last_model_path = path  # resumed runs overwrite it; the logger uploads it
+        trainer.save_checkpoint(path)
         if trainer.is_global_zero:
-            print(f"saved {self.ckpt_path}", flush=True)
+            print(f"saved {path}", flush=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+        state: dict[str, Any] = {
+            "python": list(random.getstate()),
+            "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["torch.cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._rng = state_dict
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -90,12 +103,6 @@ class BestAndLastCheckpoint(ModelCheckpoint):
 
     def __init__(self, *args: Any, save_last: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, save_last=save_last, **kwargs)
-
-    @functools.cached_property
-    def state_key(self) -> str:
-        """Lightning formats this key (a repr of the settings) at every hook call, several per step;
-        the settings do not change during a run, so format it once."""
-        return ModelCheckpoint.state_key.fget(self)  # type: ignore[attr-defined]
 
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skipped if just saved
@@ -110,37 +117,3 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._refresh_last(trainer)
-
-
-class RNGState(L.Callback):
-    """Python, NumPy and torch (CPU and CUDA) random states, saved and restored with the checkpoint."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-        state: dict[str, Any] = {
-            "python": list(random.getstate()),
-            "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
-            "torch": torch.get_rng_state(),
-        }
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["torch.cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Restore just before the first resumed step, after everything that set up the run."""
-        state, self._pending = self._pending, None
-        if not state:
-            return
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-        name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-        torch.set_rng_state(state["torch"])
-        if "torch.cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["torch.cuda"])

@@ -83,7 +83,7 @@ def remaining(study: optuna.Study, n_trials: int) -> int:
 
 def check_space(spec: SweepSpec, extra: list[str]) -> None:
     """Parse one trial's command line (``--print_config``: nothing trains) so a bad path fails the sweep now."""
-    from mnist_lab.cli.app import main
+    from mnist_lab.cli import main
 
     first = {p.name: p.distribution.to_external_repr(0) for p in spec.space}
     args = [*spec.base_args(), *extra, *spec.overrides(first), "--print_config"]

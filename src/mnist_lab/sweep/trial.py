@@ -72,9 +72,8 @@ class TrialCallback(PyTorchLightningPruningCallback):
         super().on_validation_end(trainer, pl_module)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        logger = run_logger(trainer)
-        if isinstance(exception, optuna.TrialPruned) and logger is not None:
-            logger.exit_status = "FINISHED"
+        if isinstance(exception, optuna.TrialPruned):
+            exception.run_status = "FINISHED"  # RunLogger ends the run so: it did what the pruner asked
 
 
 def suggest(trial: optuna.Trial, param: Param) -> Any:
@@ -104,8 +103,8 @@ def record_state(callback: TrialCallback, experiment: str, tracking_uri: str, st
 
 
 def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, tracking_uri: str, extra: list[str]) -> float:
-    """Sample, train through ``mnist_lab.cli.app.main``, and return the trial's best ``spec.metric``."""
-    from mnist_lab.cli.app import main  # the CLI pulls in Lightning's whole stack: only when a trial runs
+    """Sample, train through ``mnist_lab.cli.main``, and return the trial's best ``spec.metric``."""
+    from mnist_lab.cli import main  # the CLI pulls in Lightning's whole stack: only when a trial runs
 
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # args is on purpose
     params = {p.name: suggest(trial, p) for p in spec.space}

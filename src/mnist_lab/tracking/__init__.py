@@ -1,6 +1,7 @@
-"""MLflow tracking: the run logger, the callback that fills a run, and run naming."""
+"""MLflow tracking: the run logger and the callback that fills a run."""
 
-from mnist_lab.tracking.callback import MLflowRunCallback, run_logger
-from mnist_lab.tracking.logger import DEFAULT_TRACKING_URI, RunLogger
+from mnist_lab.tracking.artifacts import RunArtifacts
+from mnist_lab.tracking.logger import RunLogger, resolve_tracking_uri, run_logger
+from mnist_lab.tracking.predictions import PredictionsCSV
 
-__all__ = ["DEFAULT_TRACKING_URI", "MLflowRunCallback", "RunLogger", "run_logger"]
+__all__ = ["PredictionsCSV", "RunArtifacts", "RunLogger", "resolve_tracking_uri", "run_logger"]

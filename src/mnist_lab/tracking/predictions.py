@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from mnist_lab.tracking.callback import run_logger
+from mnist_lab.tracking.logger import run_logger
 
 
 class PredictionsCSV(BasePredictionWriter):

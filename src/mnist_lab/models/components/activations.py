@@ -1,10 +1,9 @@
-"""The activation registry: one name -> one factory, plus what init and diagnostics need to know.
+"""The activation registry: one name -> one factory, plus the gain its layer's init needs.
 
 Every network resolves its non-linearity once with :func:`resolve_activation` into an
 :class:`Activation` (factory, gain, pieces), from a registry name or any ``nn.Module`` class.
-Adding an activation is one entry in ``ACTIVATIONS``: its factory, which ``calculate_gain``
-nonlinearity suits it, which init the study should pair it with, and (for saturating ones) how to
-read its local slope from its output, which the saturation diagnostic uses.
+Adding an activation is one entry in ``ACTIVATIONS``: its factory and which ``calculate_gain``
+nonlinearity suits it.
 """
 
 from __future__ import annotations
@@ -66,48 +65,38 @@ def _prelu(num_features: int, init: float = 0.25, per_channel: bool = False) -> 
     return nn.PReLU(num_parameters=num_features if per_channel else 1, init=init)
 
 
-def _sigmoid_slope(y: Tensor) -> Tensor:
-    return y * (1 - y) / 0.25
-
-
-def _tanh_slope(y: Tensor) -> Tensor:
-    return 1 - y * y
-
-
 @dataclass(frozen=True)
 class ActivationSpec:
-    """A registry entry: how to build an activation, and what init and diagnostics should know about it."""
+    """A registry entry: how to build an activation, and what its layer's init should know about it."""
 
     factory: Callable[..., nn.Module]
     nonlinearity: str  # the name ``torch.nn.init.calculate_gain`` understands
-    recommended_init: str
     gain_arg: str | None = None  # the factory argument that is calculate_gain's ``param``
-    relative_slope: Callable[[Tensor], Tensor] | None = None  # f'(x)/max f', from the output
     needs_width: bool = False  # factory takes the layer's feature count first
     pieces_arg: str | None = None  # the factory argument that says how many inputs make one output (maxout's k)
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {
-    "identity": ActivationSpec(nn.Identity, "linear", "xavier_uniform"),
-    "step": ActivationSpec(Step, "linear", "xavier_uniform"),
-    "sigmoid": ActivationSpec(nn.Sigmoid, "sigmoid", "xavier_uniform", relative_slope=_sigmoid_slope),
-    "tanh": ActivationSpec(nn.Tanh, "tanh", "xavier_uniform", relative_slope=_tanh_slope),
-    "relu": ActivationSpec(nn.ReLU, "relu", "kaiming_normal"),
-    "leaky_relu": ActivationSpec(nn.LeakyReLU, "leaky_relu", "kaiming_normal", gain_arg="negative_slope"),
-    "prelu": ActivationSpec(_prelu, "leaky_relu", "kaiming_normal", gain_arg="init", needs_width=True),
-    "elu": ActivationSpec(nn.ELU, "relu", "kaiming_normal"),
-    "relu6": ActivationSpec(nn.ReLU6, "relu", "kaiming_normal"),
-    "softplus": ActivationSpec(nn.Softplus, "relu", "kaiming_normal"),
-    "maxout": ActivationSpec(Maxout, "linear", "xavier_uniform", pieces_arg="k"),
-    "gelu": ActivationSpec(nn.GELU, "relu", "kaiming_normal"),
-    "silu": ActivationSpec(nn.SiLU, "relu", "kaiming_normal"),
-    "mish": ActivationSpec(nn.Mish, "relu", "kaiming_normal"),
+    "identity": ActivationSpec(nn.Identity, "linear"),
+    "step": ActivationSpec(Step, "linear"),
+    "sigmoid": ActivationSpec(nn.Sigmoid, "sigmoid"),
+    "tanh": ActivationSpec(nn.Tanh, "tanh"),
+    "relu": ActivationSpec(nn.ReLU, "relu"),
+    "leaky_relu": ActivationSpec(nn.LeakyReLU, "leaky_relu", gain_arg="negative_slope"),
+    "prelu": ActivationSpec(_prelu, "leaky_relu", gain_arg="init", needs_width=True),
+    "elu": ActivationSpec(nn.ELU, "relu"),
+    "relu6": ActivationSpec(nn.ReLU6, "relu"),
+    "softplus": ActivationSpec(nn.Softplus, "relu"),
+    "maxout": ActivationSpec(Maxout, "linear", pieces_arg="k"),
+    "gelu": ActivationSpec(nn.GELU, "relu"),
+    "silu": ActivationSpec(nn.SiLU, "relu"),
+    "mish": ActivationSpec(nn.Mish, "relu"),
     # torch's docs: for self-normalising nets use the 'linear' gain (LeCun init), not 'selu'.
-    "selu": ActivationSpec(nn.SELU, "linear", "lecun_normal"),
+    "selu": ActivationSpec(nn.SELU, "linear"),
 }
 
 # What an unregistered ``nn.Module`` class gets: a gain of 1 and one input per output.
-_UNREGISTERED = ActivationSpec(nn.Identity, "linear", "xavier_uniform")
+_UNREGISTERED = ActivationSpec(nn.Identity, "linear")
 
 
 @dataclass(frozen=True)
@@ -226,18 +215,3 @@ def _check_type(name: str, key: str, value: Any, default: Any) -> None:
     if not ok:
         kind = "true or false" if isinstance(default, bool) else "a number"
         raise ConfigError(f"activation {name!r}: {key} must be {kind}, got {value!r}")
-
-
-def effective_args(activation: ActivationLike, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every argument the activation is built with: its defaults, overridden by ``args``."""
-    spec = resolve_activation(activation, args).spec
-    resolved = {k: v for k, v in _default_args(spec.factory).items() if k not in ("inplace", "num_features")}
-    return {**resolved, **dict(args or {})}
-
-
-def relative_slope(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
-    """For a saturating activation module (sigmoid, tanh): its slope relative to its maximum, from its output."""
-    for spec in ACTIVATIONS.values():
-        if spec.relative_slope is not None and type(module) is spec.factory:
-            return spec.relative_slope
-    return None

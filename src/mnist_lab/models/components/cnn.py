@@ -14,13 +14,11 @@ from mnist_lab.models.components.activations import ActivationLike
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
-    check_finite,
     check_network_options,
     check_positive,
     initialise,
     norm_width,
 )
-from mnist_lab.models.net_config import remember_config
 
 
 @dataclass
@@ -54,11 +52,10 @@ DEFAULT_BLOCKS = (
 )
 
 
-@remember_config
 class CNN(nn.Module):
     """``ConvBlock x len(blocks) -> flatten -> [dense HiddenBlock] -> Linear(num_classes)``.
 
-    Activation, init (``output_gain`` and ``bias_init`` too), dropout and batch norm mean the same as
+    Activation, init, dropout and batch norm mean the same as
     in :class:`MLP`; batch norm is BatchNorm2d in the conv blocks and BatchNorm1d in the head.
     ``head_width=0`` drops the dense hidden layer.
     """
@@ -76,13 +73,10 @@ class CNN(nn.Module):
         batch_norm_position: NormPosition = "before",
         input_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 10,
-        output_gain: float = 1.0,
-        bias_init: float = 0.0,
     ) -> None:
         super().__init__()
         specs = [ConvBlockSpec(**b) if isinstance(b, Mapping) else b for b in blocks or DEFAULT_BLOCKS]
         act = check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
-        output_gain, bias_init = check_finite("output_gain", output_gain), check_finite("bias_init", bias_init)
         if head_width < 0:
             raise ConfigError(f"head_width must be >= 0, got {head_width}")
         common: dict[str, Any] = dict(activation=act, norm_position=batch_norm_position)
@@ -115,7 +109,7 @@ class CNN(nn.Module):
             self.blocks.append(HiddenBlock(head, head_width, norm=norm1d, dropout=drop, **common))
             features = head_width
         self.output = nn.Linear(features, num_classes)
-        initialise(self.blocks, self.output, weight_init, weight_init_args, act, output_gain, bias_init)
+        initialise(self.blocks, self.output, weight_init, weight_init_args, act)
 
     def _flat_features(self, input_shape: tuple[int, int, int]) -> int:
         """Trace one dummy image through the conv blocks to size the head (fails on too-small maps)."""

@@ -2,8 +2,7 @@
 
 Gains come from ``torch.nn.init.calculate_gain`` for the layer's activation (leaky_relu and PReLU
 with their slope). Biases start at zero and BatchNorm at weight 1, bias 0, so the scheme alone
-decides how the weights start (the networks' ``output_gain`` and ``bias_init`` then change that on
-purpose: :func:`~mnist_lab.models.components.blocks.initialise`).
+decides how the weights start.
 """
 
 from __future__ import annotations

@@ -11,16 +11,13 @@ from mnist_lab.models.components.activations import ActivationLike
 from mnist_lab.models.components.blocks import (
     HiddenBlock,
     NormPosition,
-    check_finite,
     check_network_options,
     check_positive,
     initialise,
     norm_width,
 )
-from mnist_lab.models.net_config import remember_config
 
 
-@remember_config
 class MLP(nn.Module):
     """``flatten -> HiddenBlock x len(hidden_sizes) -> Linear(num_classes)``, returning logits.
 
@@ -33,9 +30,6 @@ class MLP(nn.Module):
         weight_init: a name from the init registry; ``weight_init_args`` its parameters (``{std: 0.1}``).
         dropout: drop probability after each hidden block, in [0, 1).
         batch_norm: add BatchNorm1d to each hidden block, ``batch_norm_position`` the activation.
-        output_gain: multiplies the output layer's initial weights (20: a saturated start).
-        bias_init: every hidden layer's initial bias (-1: dead ReLUs at the start); with batch norm
-            before the activation, the norm's shift (see :func:`~mnist_lab.models.components.blocks.initialise`).
     """
 
     def __init__(
@@ -52,12 +46,9 @@ class MLP(nn.Module):
         batch_norm_position: NormPosition = "before",
         input_shape: tuple[int, int, int] = (1, 28, 28),
         num_classes: int = 10,
-        output_gain: float = 1.0,
-        bias_init: float = 0.0,
     ) -> None:
         super().__init__()
         act = check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
-        output_gain, bias_init = check_finite("output_gain", output_gain), check_finite("bias_init", bias_init)
         if hidden_sizes is None:
             check_positive("width", width)
             if depth < 0:
@@ -81,7 +72,7 @@ class MLP(nn.Module):
             )
             in_features = width
         self.output = nn.Linear(in_features, num_classes)
-        initialise(self.blocks, self.output, weight_init, weight_init_args, act, output_gain, bias_init)
+        initialise(self.blocks, self.output, weight_init, weight_init_args, act)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.flatten(x)

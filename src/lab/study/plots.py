@@ -1,0 +1,163 @@
+"""A claim's figure: one row of panels, each mean ± std over seeds; a panel without data says so in words."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from lab.study.claims.base import Claim, Groups, Panel
+from lab.study.results import RunRecord
+from lab.study.stats import summarise
+
+NO_DATA = "no data"
+
+
+def empty(ax: Axes, title: str, why: str) -> None:
+    """Say in the panel that it has nothing to show (and why), instead of drawing an empty axis."""
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    ax.text(
+        0.5,
+        0.5,
+        f"{NO_DATA}:\n{why}",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=10,
+        color="dimgray",
+        wrap=True,
+    )
+
+
+def _band(ax: Axes, runs: list[list[float]], label: str, colour: object, log: bool, start: int = 0) -> bool:
+    """Mean ± std over seeds at each position (as far as every seed reaches); False if nothing to draw.
+
+    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band),
+    since these quantities span orders of magnitude and an arithmetic std would reach below zero.
+    """
+    runs = [r for r in runs if r]
+    if not runs:
+        return False
+    floor = 1e-12
+    length = min(len(r) for r in runs)
+    stats = [summarise(math.log10(max(r[i], floor)) if log else r[i] for r in runs) for i in range(length)]
+    index = [i for i, s in enumerate(stats) if s is not None]
+    xs = [i + start for i in index]
+    centre = [stats[i].mean for i in index]  # type: ignore[union-attr]
+    spread = [stats[i].std for i in index]  # type: ignore[union-attr]
+    low = [c - s for c, s in zip(centre, spread, strict=True)]
+    high = [c + s for c, s in zip(centre, spread, strict=True)]
+    if log:
+        centre, low, high = ([10**v for v in values] for values in (centre, low, high))
+    ax.plot(xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)})", color=colour)
+    ax.fill_between(xs, low, high, color=colour, alpha=0.2)
+    return True
+
+
+def _key(record: RunRecord, key: str) -> str:
+    """``prefix/-1`` names the last layer logged under ``prefix/`` (the output layer)."""
+    if key.endswith("/-1"):
+        prefix = key[:-2]
+        layers = record.layers(prefix)
+        return f"{prefix}{layers[-1]}" if layers else key
+    return key
+
+
+def _series(record: RunRecord, panel: Panel) -> list[float]:
+    if panel.kind == "depth":
+        return record.by_depth(panel.key, panel.at)
+    if panel.layer_mean:
+        return record.mean_curve(panel.key)
+    values = record.series(_key(record, panel.key))
+    if panel.minus:
+        other = record.series(panel.minus)
+        values = [a - b for a, b in zip(values, other, strict=False)]
+    return values
+
+
+def _lines(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
+    colours = colormaps["tab10"]
+    by_epoch = panel.kind == "curve" and panel.key.startswith(("val/", "train/acc"))
+    drawn = False
+    for k, name in enumerate(variants):
+        runs = [_series(r, panel) for r in groups[name]]
+        drawn |= _band(ax, runs, name, colours(k % 10), panel.log, start=1 if by_epoch else 0)
+    if not drawn:
+        return False
+    if panel.log:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xlabel = "epoch" if by_epoch else "measurement (every every_n_steps of the diagnostics)"
+    ax.set_xlabel("layer (0 = first hidden; last = output, if logged)" if panel.kind == "depth" else xlabel)
+    ax.set_ylabel(panel.ylabel or panel.key)
+    ax.legend(fontsize=7)
+    return True
+
+
+def _points(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
+    column = claim.columns[panel.column]
+    found = [(v, claim.stat(groups, v, panel.column)) for v in variants]
+    found = [(v, s) for v, s in found if s is not None]
+    if not found:
+        return False
+    xs = list(range(len(found)))
+    ax.errorbar(
+        xs, [column.scale * s.mean for _, s in found], yerr=[column.scale * s.std for _, s in found], fmt="o", capsize=4
+    )
+    ax.set_xticks(xs, [f"{v}\n(n={s.n})" for v, s in found], fontsize=7)
+    ax.set_ylabel(column.title)
+    ax.margins(y=0.3)  # the axis zooms onto the points, so 97.8% and 98.4% look apart
+    return True
+
+
+def _heatmap(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
+    column = claim.columns[panel.column]
+    cells = {v.cell: claim.stat(groups, v.name, panel.column) for v in claim.variants if v.cell and v.name in variants}
+    if not any(cells.values()):
+        return False
+    rows = list(dict.fromkeys(r for r, _ in cells))
+    cols = list(dict.fromkeys(c for _, c in cells))
+    grid = [[math.nan] * len(cols) for _ in rows]
+    for (r, c), s in cells.items():
+        if s is not None:
+            grid[rows.index(r)][cols.index(c)] = column.scale * s.mean
+            text = f"{format(column.scale * s.mean, column.spec)}\n±{format(column.scale * s.std, column.spec)}"
+            ax.text(cols.index(c), rows.index(r), text, ha="center", va="center", fontsize=6)
+    image = ax.imshow(grid, aspect="auto", cmap="viridis", alpha=0.8)
+    ax.figure.colorbar(image, ax=ax)
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    return True
+
+
+DRAW = {"depth": _lines, "curve": _lines, "points": _points, "heatmap": _heatmap}
+
+
+def draw(claim: Claim, groups: Groups) -> Figure:
+    """Every panel of ``claim`` from its runs (``groups``: variant -> records), side by side."""
+    panels = claim.panels
+    tall = any(p.kind == "heatmap" for p in panels) and len(claim.variants) > 12
+    fig = Figure(figsize=(5.2 * len(panels), 7.5 if tall else 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        variants = [v.name for v in claim.variants if v.name in groups and (not panel.only or v.name in panel.only)]
+        if not variants:
+            empty(ax, panel.title, "no run of these configurations finished")
+        elif not DRAW[panel.kind](ax, claim, groups, panel, variants):
+            empty(ax, panel.title, f"the runs logged no {panel.key or claim.columns[panel.column].title}")
+        else:
+            ax.set_title(panel.title, fontsize=9)
+    fig.suptitle(claim.title, fontsize=11)
+    return fig
+
+
+def figure(claim: Claim, groups: Groups, path: Path) -> Path:
+    """Draw ``claim``'s figure into ``path`` (PNG)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw(claim, groups).savefig(path, dpi=100)
+    return path

@@ -1,0 +1,173 @@
+"""What ``last``, a checkpoint file or an MLflow run id names: the one place that resolves them.
+
+Resuming (``RESUME=``), ``validate``/``test``/``predict --ckpt_path``, ``make predict CKPT=`` and
+``make serve RUN=`` all come here. A checkpoint names its MLflow run (``CHECKPOINT_RUN_KEY``) and
+Lightning stores the network's config in its hyperparameters, so resuming from any of the three
+rebuilds the right network and continues the right run.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnist_lab.errors import ConfigError
+
+CHECKPOINT_RUN_KEY = "mlflow"  # {"run_id", "tracking_uri"} in every checkpoint
+CHECKPOINT_DIR_TAG = "checkpoint.dir"  # the run's local checkpoint folder
+MODEL_NAME = "classifier"  # the run's logged MLflow model
+LAST = "last"
+RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
+
+
+@dataclass
+class CheckpointInfo:
+    """What the CLI needs from a checkpoint before anything is built."""
+
+    path: Path
+    hparams: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] | None = None
+    epochs_done: int = 0  # whole epochs trained
+    mid_epoch: bool = False  # saved between two batches of an epoch
+    learning_rates: list[float] = field(default_factory=list)
+
+
+def read_checkpoint(path: Path) -> CheckpointInfo:
+    """The hyperparameters, run and progress of a checkpoint (``weights_only``: no code runs)."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated file, a pickle, not a checkpoint at all
+        raise ConfigError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}".split("\n")[0]) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return CheckpointInfo(
+        path=path,
+        hparams=dict(checkpoint.get("hyper_parameters", {})),
+        run=checkpoint.get(CHECKPOINT_RUN_KEY),
+        epochs_done=int(epochs.get("processed", 0)),
+        mid_epoch=epochs.get("started", 0) > epochs.get("processed", 0),
+        learning_rates=[g.get("lr", 0.0) for s in checkpoint.get("optimizer_states", []) for g in s["param_groups"]],
+    )
+
+
+def _client(tracking_uri: str, run_id: str) -> Any:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"no MLflow run {run_id} in {tracking_uri}; `make ui` lists the runs") from None
+    return client
+
+
+def run_checkpoint(run_id: str, tracking_uri: str, which: str = LAST) -> Path:
+    """A run's ``last`` or ``best`` checkpoint: its local file, else the copy ``MLFlowLogger`` uploaded.
+
+    The logger uploads each checkpoint to ``<stem>/<stem>.ckpt`` beside an ``aliases.txt`` that
+    says which is ``best`` and which is ``last``.
+    """
+    client = _client(tracking_uri, run_id)
+    tags = client.get_run(run_id).data.tags
+    folder = tags.get(CHECKPOINT_DIR_TAG)
+    local = tags.get(f"checkpoint.{which}") or (f"{folder}/{LAST}.ckpt" if folder and which == LAST else None)
+    if local and Path(local).is_file():
+        return Path(local)
+    tmp = tempfile.mkdtemp(prefix="ckpt-")
+    for item in client.list_artifacts(run_id):
+        if item.is_dir and any(a.path.endswith("aliases.txt") for a in client.list_artifacts(run_id, item.path)):
+            aliases = Path(client.download_artifacts(run_id, f"{item.path}/aliases.txt", tmp)).read_text()
+            if which in aliases:
+                return Path(client.download_artifacts(run_id, f"{item.path}/{item.path}.ckpt", tmp))
+    raise ConfigError(f"run {run_id} has no {which} checkpoint, neither in {folder} nor among its artifacts")
+
+
+def resolve(ref: str, root: Path, tracking_uri: str, which: str = LAST) -> Path:
+    """``last`` (the newest ``last.ckpt`` under ``root``) | a checkpoint file | a run id -> a checkpoint file."""
+    if ref == LAST:
+        found = sorted(root.rglob(f"{LAST}.ckpt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+        if not found:
+            raise ConfigError(f"no {LAST}.ckpt under {root}/: train first, or give a checkpoint file or a run id")
+        return found[-1]
+    if Path(ref).expanduser().is_file():
+        return Path(ref).expanduser()
+    if match := RUN_ID.match(ref):
+        return run_checkpoint(match.group(1), tracking_uri, which)
+    raise ConfigError(f"checkpoint {ref!r} does not exist; give a checkpoint file, `{LAST}` or an MLflow run id")
+
+
+def check_resumable(info: CheckpointInfo, max_epochs: int | None, scheduler: str) -> None:
+    """Resuming must leave something to train, at a learning rate above 0."""
+    if max_epochs is not None and max_epochs >= 0 and not info.mid_epoch and info.epochs_done >= max_epochs:
+        raise ConfigError(
+            f"{info.path} has already trained {info.epochs_done} epoch(s), and max_epochs is {max_epochs}: "
+            f"nothing is left to train. Give more epochs (e.g. EPOCHS={info.epochs_done * 2}) to train on"
+        )
+    if info.learning_rates and not any(info.learning_rates) and not scheduler.endswith("CosineDecay"):
+        raise ConfigError(
+            f"{info.path} was saved at learning rate 0: its schedule ({scheduler or 'none'}) had ended. Use "
+            "mnist_lab.models.schedules.CosineDecay (it re-plans for a longer run) or start a new run"
+        )
+
+
+def check_net_args(typed: list[str], info: CheckpointInfo) -> None:
+    """A ``--model.net...`` argument typed on the command line must not contradict the checkpoint's network
+    (Lightning rebuilds the checkpoint's own, so it would be silently ignored)."""
+    net = info.hparams.get("net")
+    if not isinstance(net, dict):
+        return
+    for arg in typed:
+        name, _, value = arg.partition("=")
+        if not name.startswith("--model.net"):
+            continue
+        key = name.removeprefix("--model.net").lstrip(".").removeprefix("init_args.")
+        saved: Any = net.get("class_path") if key in ("", "class_path") else net.get("init_args", {})
+        for part in key.split(".") if key not in ("", "class_path") else []:
+            saved = saved.get(part) if isinstance(saved, dict) else None
+        if str(saved) != value and not str(saved).endswith("." + value) and str(saved).lower() != value.lower():
+            raise ConfigError(
+                f"{name}={value} conflicts with the checkpoint's network ({key or 'class_path'}={saved!r}); "
+                "the checkpoint rebuilds its own network, so drop that argument (or train a new model)"
+            )
+
+
+def model_uri(run_id: str, tracking_uri: str) -> str:
+    """``runs:/<id>/classifier`` for a run that logged its model (``make serve``)."""
+    import mlflow
+
+    client = _client(tracking_uri, run_id)
+    mlflow.set_tracking_uri(tracking_uri)
+    models = mlflow.search_logged_models(
+        experiment_ids=[client.get_run(run_id).info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME}'",
+        output_format="list",
+    )
+    if not models:
+        raise ConfigError(f"run {run_id} logged no model {MODEL_NAME!r} (it logs one after its test: run_test=true)")
+    return f"runs:/{run_id}/{MODEL_NAME}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mnist_lab.checkpoints <run id>``: the run's model URI for ``make serve``, or one error line."""
+    from mnist_lab.tracking.logger import resolve_tracking_uri
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) != 1 or not RUN_ID.match(args[0]):
+            raise ConfigError("give the run id: make serve RUN=<run id>")
+        print(model_uri(RUN_ID.match(args[0]).group(1), resolve_tracking_uri()))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The command line: ``python -m mnist_lab fit|validate|test|predict``, a thin ``LightningCLI``.
+
+``main(args)`` is what ``python -m mnist_lab``, ``make train`` and the tests call. The defaults are
+``configs/defaults.yaml`` then ``configs/net/mlp.yaml``; every callback the trainer gets is listed
+there (``--print_config`` shows them). Mistakes a user can fix (unknown names, bad values, missing
+data or checkpoints, an unusable MLflow store) end with one ``error:`` line and exit code 2, before
+any run exists; a diverging run ends with exit code 1; SIGINT/SIGTERM with 130/143 after ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from mnist_lab.checkpoints import check_net_args, check_resumable, read_checkpoint, resolve
+from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
+from mnist_lab.models.classifier import Classifier
+from mnist_lab.recovery import stop_signals
+from mnist_lab.tracking.config import LogConfig
+from mnist_lab.tracking.logger import resolve_tracking_uri
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_CONFIGS = [CONFIG_DIR / "defaults.yaml", CONFIG_DIR / "net" / "mlp.yaml"]
+LINKED = {"num_classes": "num_classes", "input_shape": "image_shape"}  # network/model argument <- data attribute
+
+
+class OneLineErrors(LightningArgumentParser):
+    """``error: <key>: <jsonargparse's innermost reason>``, not a usage dump over 20 lines; exit code 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+            super().error(message, ex)
+        lines = [line for line in message.splitlines() if line.strip()] or ["invalid arguments"]
+        keys = [line.strip()[len('Parser key "') : -2] for line in lines if line.strip().startswith('Parser key "')]
+        reason = max(lines, key=lambda line: len(line) - len(line.lstrip())).strip(" -")  # the innermost line
+        given = next((line.strip() for line in lines if line.strip().startswith("Given value:")), "")
+        what = ".".join(keys) + ": " if keys else ""
+        sys.stderr.write(f"error: {what}{reason}{f' ({given})' if given else ''}\n")
+        sys.stderr.write(f"  (see `{self.prog.replace(' [options]', '')} --help`)\n")
+        raise SystemExit(2)
+
+
+def run_name(net: Any) -> str:
+    """``mlp-leaky_relu-dropout0.3``: the network's class, then the arguments that differ from its defaults."""
+    if not isinstance(net, dict) or "class_path" not in net:
+        return "run"
+    module, _, name = net["class_path"].rpartition(".")
+    defaults = {
+        k: p.default for k, p in inspect.signature(getattr(importlib.import_module(module), name)).parameters.items()
+    }
+    parts = [name.lower()]
+    for key, value in (net.get("init_args") or {}).items():
+        if key in LINKED or value == defaults.get(key, inspect.Parameter.empty):
+            continue
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, bool):
+            parts.append(key if value else f"no_{key}")
+        elif isinstance(value, (int, float)):
+            parts.append(f"{key}{value:g}")
+    return "-".join(parts)
+
+
+class TemplateCLI(LightningCLI):
+    """LightningCLI that tests the best checkpoint after fit and resumes ``last | <file> | <run id>``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_test", type=bool, default=True, help="After fit, test the best checkpoint.")
+        parser.add_argument(
+            "--allow_untrained", type=bool, default=False, help="validate/test/predict an untrained network."
+        )
+        for target, source in LINKED.items():  # what the data is flows into the model and its network
+            parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+            parser.link_arguments(f"data.{source}", f"model.net.init_args.{target}", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then turn ``--ckpt_path`` (last | file | run id) into a file, before Lightning reads it."""
+        super().parse_arguments(parser, args)
+        if not self.config.get("subcommand"):
+            return
+        config = self.config[self.config.subcommand]
+        typed = [str(a) for a in (args if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else [])]
+        if not config.get("ckpt_path"):
+            if self.config.subcommand != "fit" and not config.allow_untrained:
+                raise ConfigError(
+                    f"`{self.config.subcommand}` needs trained weights: give --ckpt_path=<checkpoint file | last | "
+                    "MLflow run id> (make: RESUME=...), or --allow_untrained=true to use an untrained network"
+                )
+            return
+        logger = config.trainer.get("logger")
+        logger_args = logger.get("init_args") if hasattr(logger, "get") else None
+        uri = resolve_tracking_uri(logger_args.get("tracking_uri") if logger_args else None)
+        path = resolve(str(config.ckpt_path), Path(config.trainer.get("default_root_dir") or "."), uri)
+        config.ckpt_path = str(path)
+        info = read_checkpoint(path)
+        check_net_args(typed, info)
+        if self.config.subcommand == "fit":
+            scheduler = config.model.get("scheduler")
+            check_resumable(info, config.trainer.get("max_epochs"), str(scheduler and scheduler.get("class_path")))
+            if logger_args is not None and info.run and info.run.get("tracking_uri") == uri:
+                logger_args.run_id = info.run["run_id"]  # continue the checkpoint's MLflow run
+
+    def before_instantiate_classes(self) -> None:
+        """Name a new MLflow run after the network's arguments, unless it has a name."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger = config.trainer.get("logger")
+        if hasattr(logger, "get") and logger.get("init_args") is not None and not logger.init_args.get("run_name"):
+            net = config.model.get("net")
+            logger.init_args.run_name = run_name(net.as_dict() if hasattr(net, "as_dict") else net)
+
+    def _check_inputs(self) -> None:
+        """What can be checked before a run exists: the data files, the epochs, the optimiser."""
+        self.datamodule.prepare_data()
+        if self.subcommand != "fit":
+            return
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
+            raise ConfigError(f"max_epochs must be at least 1 (or -1 with max_steps), got {max_epochs}")
+        try:  # build the optimiser and schedule once on the real parameters, then throw them away
+            optimizer = self.model.optimizer_factory(self.model.parameters())
+            if self.model.scheduler_factory is not None:
+                self.model.scheduler_factory(optimizer)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"the optimiser or schedule rejects its settings: {err}") from None
+
+    before_fit = before_validate = before_test = before_predict = _check_inputs
+
+    def after_fit(self) -> None:
+        if not self.config.fit.run_test or self.trainer.interrupted:
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else None
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        if results and self.trainer.is_global_zero:
+            print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best})")
+
+
+def _stopped(signum: int, forced: bool) -> SystemExit:
+    if rank_zero_only.rank == 0:  # under DDP every process stops; one of them says so
+        name = signal.Signals(signum).name
+        print(
+            f"stopped by {name} outside a training step boundary: no checkpoint was written"
+            if forced
+            else f"stopped by {name}; resume with `make train RESUME=last` (or RESUME=<run id>)",
+            file=sys.stderr,
+        )
+    return SystemExit(128 + signum)
+
+
+def _template_error(err: BaseException) -> TemplateError | None:
+    """Ours, or ours wrapped by jsonargparse while it instantiated a class."""
+    while err is not None and not isinstance(err, TemplateError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Callback] = ()) -> TemplateCLI:
+    """Run the CLI and return it (tests read ``cli.trainer``), or exit as the module docstring says.
+
+    ``callbacks`` join the configured ones without entering the logged config (a sweep's pruning
+    callback holds a live Optuna trial, which no config file can name).
+    """
+    files = [str(f) for f in DEFAULT_CONFIGS if f.is_file()]
+    with stop_signals():
+        try:
+            return TemplateCLI(
+                Classifier,
+                LightningDataModule,  # any datamodule; configs/defaults.yaml names MNISTDataModule
+                subclass_mode_data=True,
+                parser_class=OneLineErrors,
+                parser_kwargs={name: {"default_config_files": files} for name in TemplateCLI.subcommands()},
+                save_config_callback=LogConfig,
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,
+                seed_everything_default=42,
+                trainer_defaults={"callbacks": list(callbacks)} if callbacks else None,
+                args=args,
+            )
+        except TrainingInterrupted as stop:
+            raise _stopped(stop.signum, stop.forced) from None
+        except SIGTERMException:
+            raise _stopped(signal.SIGTERM, False) from None
+        except (TemplateError, ValueError) as err:
+            cause = _template_error(err)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
+            raise SystemExit(1 if isinstance(cause, DivergenceError) else 2) from None

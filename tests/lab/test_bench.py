@@ -1,0 +1,97 @@
+"""`make bench` (scripts/bench.py) in quick mode on the fake MNIST: it runs and writes every field.
+
+Times are never checked: they depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+pytestmark = pytest.mark.slow  # the quick bench still trains every variant of both models (~50 s)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def quick_report(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("bench")
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    bench = load_bench()
+    report = bench.main(
+        ["--data-dir", str(fake_mnist), "--quick", "--limit-train-batches", "2", "--limit-val-batches", "1",
+         "--val-size", "200", "--out", str(out / "bench"),
+         "--tracking-uri", uri]
+    )  # fmt: skip
+    return report, out, uri
+
+
+def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report: tuple[dict, Path, str]) -> None:
+    report, out, _ = quick_report
+    bench = load_bench()
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved["models"].keys() == {"mlp", "cnn"} == report["models"].keys()
+    for key in ("cpu", "cpu_cores", "torch_threads", "gpu", "torch", "lightning"):
+        assert key in saved["machine"]
+    for model, res in saved["models"].items():
+        assert res["params"] > 0 and res["batch_size"] > 0 and "AdamW" in res["optimizer"]
+        assert res["variants"].keys() == bench.VARIANTS.keys(), model
+        for v in res["variants"].values():
+            for field in ("label", "epoch_s", "epoch_cpu_s", "images_per_s", "epochs_timed"):
+                assert field in v
+            assert v["epoch_s"] > 0 and v["images_per_s"] > 0 and v["epochs_timed"] >= 1
+        assert res["ratios"].keys() == res["cpu_ratios"].keys() == bench.RATIOS.keys()
+        assert len(res["parts_ms"]) >= 4 and all(ms > 0 for ms in res["parts_ms"].values())
+        assert all(r > 0 for r in res["ratios"].values())
+
+
+def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
+    quick_report: tuple[dict, Path, str],
+) -> None:
+    report, out, uri = quick_report
+    bench = load_bench()
+    text = (out / "bench.md").read_text()
+    assert "--quick" in text  # the command it was made with
+    assert all(text.count(f"| {label} |") == 2 for label in bench.VARIANTS.values())  # a row per model
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(report["mlflow_run_id"])
+    assert run.data.params["quick"] == "True"
+    for model in ("mlp", "cnn"):
+        for variant in bench.VARIANTS:
+            for field in ("epoch_s", "images_per_s", "epoch_cpu_s"):
+                assert run.data.metrics[f"{model}/{variant}/{field}"] > 0
+        for clock in ("ratio", "cpu_ratio"):
+            assert len([k for k in run.data.metrics if k.startswith(f"{model}/{clock}/")]) == len(bench.RATIOS)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"bench.json", "bench.md"} <= artifacts
+
+
+def test_hand_written_networks_match_the_configs(capsys: pytest.CaptureFixture) -> None:
+    """The reference loop trains the same network as the template (same parameter count)."""
+    import yaml
+
+    from mnist_lab.cli import main
+    from mnist_lab.models.components import CNN, MLP
+    from mnist_lab.models.components.cnn import ConvBlockSpec
+
+    bench = load_bench()
+    for model, cls in (("mlp", MLP), ("cnn", CNN)):
+        with pytest.raises(SystemExit):  # the network as the CLI resolves it over configs/defaults.yaml
+            main(["fit", "--config", str(REPO / "configs" / "net" / f"{model}.yaml"), "--print_config"])
+        args = yaml.safe_load(capsys.readouterr().out)["model"]["net"]["init_args"]
+        hand = bench.HAND_NETS[model](args)
+        if "blocks" in args:
+            args = {**args, "blocks": [ConvBlockSpec(**b) for b in args["blocks"]]}
+        template = cls(**args)
+        assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in template.parameters())
