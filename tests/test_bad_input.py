@@ -28,13 +28,13 @@ BAD_SETTINGS = [
     (["--trainer.max_epochs=0"], "max_epochs must be at least 1"),
     (["--ckpt_path=missing.ckpt"], "checkpoint 'missing.ckpt' does not exist"),
     (["--ckpt_path=0123456789abcdef0123456789abcdef"], "no MLflow run 0123456789abcdef0123456789abcdef"),
-    (["--model.optimizer.init_args.lr=abc"], "model.optimizer.lr: expected float, got 'abc'"),
+    (["--model.optimizer.init_args.lr=abc"], "model.optimizer: Expected a <class 'float'> (Given value: abc)"),
     (["--data.val_size=1200"], "val_size=1200 leaves no training images of 1200"),
     (
         ["--model.scheduler_interval=epoch", "--trainer.max_epochs=-1", "--trainer.max_steps=10"],
         "scheduler_interval=epoch plans the schedule over max_epochs",
     ),
-    (["--trainer.max_epochs=abc"], "trainer.max_epochs: expected int, got 'abc'"),
+    (["--trainer.max_epochs=abc"], "trainer.max_epochs: Expected a <class 'int'> (Given value: abc)"),
     (
         ["--trainer.logger.init_args.experiment_name=new", "--trainer.logger.init_args.artifact_location=/proc/x/a"],
         "cannot write MLflow artifacts to /proc/x/a",

@@ -35,11 +35,12 @@ FAST_TESTS = ["tests/test_activations.py", "tests/test_networks.py", "tests/test
 
 
 def traces(root: Path) -> list[str]:
-    """``path:line: text`` for every line of a text file under ``root`` (not .git, not this file) that names the lab."""
+    """``path:line: text`` for every line of a code or config file under ``root`` (not .git, not this file, not the
+    Markdown docs, which may say what the lab was) that names the lab."""
     found: dict[str, None] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.relative_to(root).parts):
         data = path.read_bytes()
-        if b"\0" in data or path.relative_to(root) == SELF:  # a figure, a database; this file
+        if b"\0" in data or path.relative_to(root) == SELF or path.suffix == ".md":  # a figure, a database; docs
             continue
         text = data.decode("utf-8", errors="replace")
         for match in TRACES.finditer(text):

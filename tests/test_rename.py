@@ -58,7 +58,7 @@ def test_rename_a_copy_then_run_its_fast_tests(repo_root: Path, tmp_path: Path) 
     )
     assert config.returncode == 0, config.stderr
     assert "digit_lab.models.components.MLP" in config.stdout
-    fast = ["tests/test_activations.py", "tests/test_networks.py", "tests/test_figures.py", "tests/test_predict.py"]
+    fast = ["tests/test_activations.py", "tests/test_networks.py", "tests/test_predict.py"]
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow and not subprocess", *fast],
         cwd=copy,

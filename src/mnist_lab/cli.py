@@ -46,6 +46,7 @@ class OneLineErrors(LightningArgumentParser):
         keys = [line.strip()[len('Parser key "') : -2] for line in lines if line.strip().startswith('Parser key "')]
         reason = max(lines, key=lambda line: len(line) - len(line.lstrip())).strip(" -")  # the innermost line
         given = next((line.strip() for line in lines if line.strip().startswith("Given value:")), "")
+        given = given.split(". Got value:")[0]
         what = ".".join(keys) + ": " if keys else ""
         sys.stderr.write(f"error: {what}{reason}{f' ({given})' if given else ''}\n")
         sys.stderr.write(f"  (see `{self.prog.replace(' [options]', '')} --help`)\n")
@@ -128,6 +129,8 @@ class TemplateCLI(LightningCLI):
         max_epochs = self.trainer.max_epochs
         if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
             raise ConfigError(f"max_epochs must be at least 1 (or -1 with max_steps), got {max_epochs}")
+        if self.model.hparams.get("scheduler_interval") == "epoch" and (max_epochs is None or max_epochs < 1):
+            raise ConfigError("scheduler_interval=epoch plans the schedule over max_epochs: give max_epochs >= 1")
         try:  # build the optimiser and schedule once on the real parameters, then throw them away
             optimizer = self.model.optimizer_factory(self.model.parameters())
             if self.model.scheduler_factory is not None:

@@ -96,8 +96,7 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, logits, y = self._shared_step(batch)
-        # Stop before backward, so the weights stay the last good ones. Free on a CPU; on a GPU the
-        # check synchronises, so it runs on the steps the logger writes anyway.
+        # Stop before backward, with the last good weights; on a GPU the check syncs: only on logged steps.
         check = loss.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0
         if check and not torch.isfinite(loss):
             raise DivergenceError(divergence_message(self.trainer, loss))
@@ -124,8 +123,7 @@ class Classifier(L.LightningModule):
         return logits.argmax(dim=1)  # callbacks (the test figures) read the predictions
 
     def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).softmax(dim=1)
+        return self(batch[0] if isinstance(batch, (tuple, list)) else batch).softmax(dim=1)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -142,8 +140,7 @@ class Classifier(L.LightningModule):
 def divergence_message(trainer: L.Trainer, loss: Tensor) -> str:
     """Where the loss stopped being finite, at which learning rate, what to try, what was kept."""
     group = trainer.optimizers[0].param_groups[0] if trainer.optimizers else {}
-    lr = group.get("lr", float("nan"))
-    base = group.get("initial_lr", lr)
+    lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
     kept = getattr(trainer.checkpoint_callback, "last_model_path", "")
     return (
         f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is "

@@ -1,7 +1,7 @@
 """LR schedules that learn the run's length from the module, so EPOCHS=3 and EPOCHS=30 both decay fully.
 
 A scheduler with a ``set_horizon(n)`` method is told, once, how many scheduler steps the run will
-take (``MNISTClassifier.configure_optimizers`` calls it); torch's own schedulers work unchanged
+take (``Classifier.configure_optimizers`` calls it); torch's own schedulers work unchanged
 when their length is given in the config.
 """
 
