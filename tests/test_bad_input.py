@@ -122,5 +122,5 @@ def test_make_serve_with_an_unknown_run_is_one_error(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode != 0
-    assert "error: no MLflow run '0123456789abcdef0123456789abcdef'" in result.stderr
+    assert "error: no MLflow run 0123456789abcdef0123456789abcdef" in result.stderr
     assert "Traceback" not in result.stderr

@@ -38,7 +38,8 @@ def test_ddp_on_two_cpu_processes_makes_one_complete_run(fake_mnist: Path, tmp_p
     assert run.data.metrics["test/acc"] > 0.9
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [7, 15]  # 500 images/rank
     figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
-    assert sorted(figures) == ["figures/confusion_matrix.png", "figures/misclassified.png"]
+    wrong = ["figures/misclassified.png"] if run.data.metrics["test/acc"] < 1 else []  # only when some are wrong
+    assert sorted(figures) == ["figures/confusion_matrix.png", *wrong]
     mlflow.set_tracking_uri(uri)
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id],

@@ -52,7 +52,7 @@ def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> t
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.5)
             runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-            if runs and "train/loss" in runs[0].data.metrics:
+            if runs and "train/loss_step" in runs[0].data.metrics:
                 run_id = runs[0].info.run_id
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
@@ -120,7 +120,6 @@ def test_interrupted_then_resumed_training_ends_with_the_same_weights(
         "--trainer.max_epochs=2",
         "--trainer.deterministic=true",
         "--trainer.logger=false",
-        "--tracking.log_model=false",
         "--run_test=false",
     ]
     whole = main(tiny_args("fit", fake_mnist, *common, "--trainer.default_root_dir=whole"))

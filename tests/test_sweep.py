@@ -21,7 +21,7 @@ BASE = """
 experiment: sweeps
 n_trials: {n_trials}
 args: [--trainer.max_epochs=2, --trainer.limit_train_batches=4, --trainer.limit_val_batches=2, --run_test=false,
-       --tracking.log_model=false, --trainer.logger.init_args.log_model=false, --diagnostics.enabled=false,
+       --trainer.logger.init_args.log_model=false,
        --trainer.enable_progress_bar=false, --trainer.enable_model_summary=false, --data.val_size=200,
        --data.batch_size=64, --model.net.init_args.width=32]
 """
@@ -154,7 +154,7 @@ def test_trials_are_child_runs_complete_pruned_and_failed(
     by_trial = {int(c.data.tags["sweep.trial"]): c for c in children}
     assert {n: by_trial[n].data.tags["sweep.state"] for n in by_trial} == {0: "complete", 1: "pruned", 2: "failed"}
     assert [by_trial[n].info.status for n in range(3)] == ["FINISHED", "FINISHED", "FAILED"]
-    assert by_trial[0].data.params["model.optimizer.lr"] == "0.01"
+    assert by_trial[0].data.params["model/optimizer/init_args/lr"] == "0.01"
     assert by_trial[0].data.metrics["val/acc"] == pytest.approx(study.best_value)
     assert study.trials[0].user_attrs["mlflow_run_id"] == by_trial[0].info.run_id
 

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_lab.errors import DivergenceError
@@ -66,10 +66,9 @@ class Classifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.val_acc_best = MaxMetric()
+        self.train_loss, self.val_acc_best = MeanMetric(), MaxMetric()  # reduced over processes at epoch end
         self.example_input_array = torch.zeros(2, *input_shape)  # the summary's sizes
-        self.compile_net, self.channels_last = compile, channels_last
-        self._compiled: nn.Module | None = None
+        self.compile_net, self.channels_last, self._compiled = compile, channels_last, None
 
     def setup(self, stage: str) -> None:
         """Speed options; the weights keep their names, so checkpoints load either way."""
@@ -101,14 +100,15 @@ class Classifier(L.LightningModule):
         if check and not torch.isfinite(loss):
             raise DivergenceError(divergence_message(self.trainer, loss))
         self.train_metrics.update(logits.detach(), y)
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        self.train_loss(loss.detach())
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, logits, y = self._shared_step(batch)
         self.val_metrics.update(logits, y)
-        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
@@ -118,7 +118,7 @@ class Classifier(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, logits, y = self._shared_step(batch)
         self.test_metrics.update(logits, y)
-        self.log("test/loss", loss)
+        self.log("test/loss", loss, sync_dist=True)
         self.log_dict(self.test_metrics)
         return logits.argmax(dim=1)  # callbacks (the test figures) read the predictions
 

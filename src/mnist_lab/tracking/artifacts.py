@@ -74,11 +74,12 @@ class RunArtifacts(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        rates = {f"lr-{type(o).__name__}": o.param_groups[0]["lr"] for o in trainer.optimizers}
+        for logger in trainer.loggers:  # LearningRateMonitor's metric (it refuses to run without a logger)
+            logger.log_metrics(rates, step=trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("time/epoch_s", time.perf_counter() - self._epoch_start, sync_dist=True)
-        for optimizer in trainer.optimizers:  # LearningRateMonitor's name; it refuses to run without a logger
-            pl_module.log(f"lr-{type(optimizer).__name__}", optimizer.param_groups[0]["lr"])
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         num_classes = getattr(trainer.datamodule, "num_classes", None) or pl_module.hparams.get("num_classes", 10)
