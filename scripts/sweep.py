@@ -99,7 +99,7 @@ def coordinate(args: argparse.Namespace, spec, extra: list[str], name: str, argv
         stopped = stopped or [c - 128 for c in codes if c > 128]
     print(summarise(parent, study, spec), flush=True)
     if stopped:
-        parent.exit_status = "KILLED"
+        parent.stopped_by = KeyboardInterrupt()  # a signal stopped the sweep: RunLogger ends the run KILLED
         parent.finalize("failed")
         print(f"sweep stopped; continue it with `make sweep RESUME=1` (or --resume --name {name})", file=sys.stderr)
         return 128 + stopped[0]
