@@ -51,10 +51,10 @@ def test_batch_norm_sits_before_or_after_the_activation() -> None:
     before = MLP(depth=1, width=8, batch_norm=True, activation="relu")
     after = MLP(depth=1, width=8, batch_norm=True, batch_norm_position="after", activation="relu")
     x = torch.randn(64, 1, 28, 28)
-    h_before = before.blocks[0].eval()(before.flatten(x))
+    h_before = before.blocks[0].eval()(x.flatten(1))
     assert (h_before >= 0).all()  # ReLU is last: non-negative
     after.train()
-    h_after = after.blocks[0](after.flatten(x))
+    h_after = after.blocks[0](x.flatten(1))
     assert h_after.mean(0).abs().max() < 1e-5  # BatchNorm is last: zero mean per unit in training
     assert before.blocks[0].layer.bias is None  # BN's shift replaces the bias
 

@@ -15,7 +15,7 @@ import torch
 from mlflow import MlflowClient
 
 from mnist_lab.cli import main
-from mnist_lab.recovery.signals import REQUEST
+from mnist_lab.recovery import REQUEST
 from tiny_cli import tiny_args
 
 pytestmark = pytest.mark.slow
@@ -194,7 +194,7 @@ def test_a_signal_before_training_starts_writes_no_checkpoint(
 
 def test_once_a_stop_is_under_way_further_signals_are_ignored() -> None:
     from mnist_lab.errors import TrainingInterrupted
-    from mnist_lab.recovery.signals import StopRequest
+    from mnist_lab.recovery import StopRequest
 
     request = StopRequest()
     request.deferring = True

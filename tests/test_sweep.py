@@ -46,6 +46,7 @@ space:
   lr: {type: float, low: 1.0e-3, high: 0.05, log: true}
 """
 States = optuna.trial.TrialState
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # heartbeats, on purpose
 
 
 def write_sweep(tmp_path: Path, body: str, n_trials: int) -> Path:
@@ -85,8 +86,8 @@ def runs_by_role(uri: str) -> tuple[list, list]:
     ("param", "message"),
     [
         ("{type: normal, low: 0, high: 1}", "give `type:` one of"),
-        ("{type: float, low: 0}", "needs `high`"),
-        ("{type: int, low: 1, high: 4, choices: [1]}", "unknown key(s) ['choices']"),
+        ("{type: float, low: 0}", "missing 1 required positional argument: 'high'"),
+        ("{type: int, low: 1, high: 4, choices: [1]}", "unexpected keyword argument 'choices'"),
     ],
 )
 def test_a_bad_parameter_fails_naming_it(tmp_path: Path, param: str, message: str) -> None:
@@ -94,6 +95,21 @@ def test_a_bad_parameter_fails_naming_it(tmp_path: Path, param: str, message: st
     with pytest.raises(ConfigError, match="'lr'") as err:
         load_spec(path)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("n_trial: 3\nspace: {lr: {type: float, low: 0.001, high: 0.1}}\n", "unknown key(s) ['n_trial']"),
+        ("sampler: {sed: 1}\nspace: {lr: {type: float, low: 0.001, high: 0.1}}\n", "unexpected keyword argument 'sed'"),
+        ("space: {lr: {type: float\n", "cannot read the sweep file"),
+    ],
+)
+def test_a_bad_sweep_file_fails_in_one_line(tmp_path: Path, body: str, message: str) -> None:
+    path = write_sweep(tmp_path, body, 2)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_name_that_is_no_short_name_nor_path_fails(tmp_path: Path) -> None:
@@ -129,7 +145,10 @@ def test_shipped_sweeps_parse(sweep: Path) -> None:
     assert spec.n_trials >= 1 and spec.metric == "val/acc"
     assert spec.study == load_spec(sweep).study + "-quick"  # a smoke run leaves the real sweep's name free
     check_space(spec, [])
-    assert spec.overrides({"batch_norm": True}) == ["--model.net.init_args.batch_norm=true"]
+    assert spec.command({"batch_norm": True, "lr": 1e-06}, [])[-2:] == [
+        "--model.net.init_args.batch_norm=true",
+        "--model.optimizer.init_args.lr=1e-06",
+    ]
 
 
 # ---- whole sweeps -------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import lightning as L
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -28,8 +29,7 @@ from mnist_lab.checkpoints import check_net_args, check_resumable, read_checkpoi
 from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.recovery import stop_signals
-from mnist_lab.tracking.config import LogConfig
-from mnist_lab.tracking.logger import resolve_tracking_uri
+from mnist_lab.tracking.logger import resolve_tracking_uri, run_logger
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_CONFIGS = [CONFIG_DIR / "defaults.yaml", CONFIG_DIR / "net" / "mlp.yaml"]
@@ -51,6 +51,23 @@ class OneLineErrors(LightningArgumentParser):
         sys.stderr.write(f"error: {what}{reason}{f' ({given})' if given else ''}\n")
         sys.stderr.write(f"  (see `{self.prog.replace(' [options]', '')} --help`)\n")
         raise SystemExit(2)
+
+
+class LogConfig(SaveConfigCallback):
+    """LightningCLI's way to send the resolved config to a logger: ``config.yaml`` (re-runnable with
+    ``--config``) as an artifact, every value as a param (a resumed run keeps its params: MLflow forbids
+    changing one; it gets ``config_resumed.yaml``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "save_to_log_dir": False})
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        logger = run_logger(trainer)
+        if logger is not None:
+            name = "config_resumed.yaml" if logger.resumed else "config.yaml"
+            logger.experiment.log_text(logger.run_id, self.parser.dump(self.config, skip_none=False), name)
+            logger.log_hyperparams(self.config.as_dict())  # MLFlowLogger flattens it: model/net/init_args/...
+            logger.experiment.set_tag(logger.run_id, "subcommand", str(getattr(stage, "value", stage)))
 
 
 def run_name(net: Any) -> str:

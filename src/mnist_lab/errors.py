@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints these as one clear line and exits non-zero, no traceback."""
 
+import signal
+
 
 class TemplateError(Exception):
     """Base class of the errors a user can fix by changing their command or files."""
@@ -28,18 +30,4 @@ class TrainingInterrupted(BaseException):
 
     def __init__(self, signum: int, forced: bool = False) -> None:
         self.signum, self.forced = signum, forced
-        super().__init__(f"stopped by {_signal_name(signum)}" + (" (no checkpoint)" if forced else ""))
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
-        return 128 + self.signum
-
-
-def _signal_name(signum: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+        super().__init__(f"stopped by {signal.Signals(signum).name}" + (" (no checkpoint)" if forced else ""))

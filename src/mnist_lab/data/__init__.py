@@ -1,4 +1,4 @@
-"""MNIST as tensors: IDX checks, the LightningDataModule, batched augmentation."""
+"""MNIST-family data as tensors: IDX checks, the LightningDataModule, batched augmentation."""
 
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 

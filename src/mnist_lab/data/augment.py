@@ -1,8 +1,5 @@
-"""Batched random affine augmentation: one ``affine_grid``/``grid_sample`` call per batch.
-
-Runs on whole normalised batches on the training device, never per sample through PIL, so it
-keeps the tensor-resident data path fast.
-"""
+"""Batched random affine augmentation: one ``affine_grid``/``grid_sample`` per batch on its device, never
+per sample through PIL, so the tensor-resident data path stays fast."""
 
 from __future__ import annotations
 
@@ -19,27 +16,16 @@ def random_affine(
     translate: float = 0.1,
     scale: tuple[float, float] = (0.9, 1.1),
     background: float = 0.0,
-    generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Rotate by U(+-degrees), shift by U(+-translate) of the size, zoom by U(scale), per image.
-
-    ``background`` is the value of an empty pixel (after normalisation), used for the border.
-    """
-    n = x.shape[0]
+    """Rotate by U(+-degrees), shift by U(+-translate) of the size and zoom by U(scale), each image its own;
+    ``background``, an empty pixel's (normalised) value, fills the border."""
 
     def uniform(lo: float, hi: float) -> Tensor:
-        return torch.rand(n, generator=generator, device=x.device, dtype=x.dtype) * (hi - lo) + lo
+        return torch.rand(x.shape[0], device=x.device, dtype=x.dtype) * (hi - lo) + lo
 
-    angle = uniform(-degrees, degrees) * (math.pi / 180)
-    zoom = uniform(*scale)
+    angle, zoom = uniform(-degrees, degrees) * (math.pi / 180), uniform(*scale)
+    shift_x, shift_y = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2  # the image spans 2
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack(
-        [
-            torch.stack([cos, -sin, uniform(-translate, translate) * 2], dim=1),
-            torch.stack([sin, cos, uniform(-translate, translate) * 2], dim=1),
-        ],
-        dim=1,
-    )
+    theta = torch.stack([cos, -sin, shift_x, sin, cos, shift_y], dim=1).view(-1, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    moved = F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros")
-    return moved + background
+    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

@@ -1,8 +1,5 @@
-"""The dataset registry: one name -> where its files live, how to read them, how to normalise them.
-
-The MNIST family shares one format (four IDX files of 28x28 greyscale images, 10 classes), so a
-dataset here is its torchvision class, its statistics and its class names; everything else (the
-tensor-resident loader, the checks, the figures) is shared. Adding one is one entry.
+"""The dataset registry. The MNIST family shares one format (four IDX files of 28x28 greyscale images),
+so a dataset is its torchvision class, its pixel statistics and its class names; adding one is one entry.
 """
 
 from __future__ import annotations
@@ -14,17 +11,10 @@ from mnist_lab.errors import ConfigError
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What the datamodule and the tracking need to know about one dataset."""
-
-    torchvision_class: str  # the class in torchvision.datasets; also its folder under the data root
+    torchvision_class: str  # in torchvision.datasets; also its folder under the data root
     mean: float  # of the training pixels, in [0, 1]
     std: float
     class_names: tuple[str, ...]
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -41,7 +31,6 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def get_dataset(name: str) -> DatasetSpec:
     """The registry entry for ``name``; an unknown name lists the valid ones."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name]

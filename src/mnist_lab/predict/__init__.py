@@ -1,5 +1,72 @@
-"""Classify digit images (PNG/JPG of any size) with a checkpoint or an MLflow run's model."""
+"""Classify digit images (PNG/JPG, any size) with a checkpoint or an MLflow run's model. Each image takes the
+training data's form: greyscale (transparency as white paper), padded to a square with its own background, 28x28,
+light on dark (inverted when the background is light), normalised with the statistics of the model's data."""
 
-from mnist_lab.predict.images import IMAGE_SUFFIXES, find_images, load_classifier, load_digit, predict_images
+from __future__ import annotations
 
-__all__ = ["IMAGE_SUFFIXES", "find_images", "load_classifier", "load_digit", "predict_images"]
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor, nn
+
+from mnist_lab.checkpoints import resolve
+from mnist_lab.data.datasets import get_dataset
+from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
+from mnist_lab.errors import DataError
+from mnist_lab.models.classifier import Classifier
+from mnist_lab.tracking.logger import resolve_tracking_uri
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def find_images(path: str | Path) -> list[Path]:
+    """``path`` itself if it is an image, else the images in the folder ``path`` (sorted, recursive)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    found = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not found:
+        raise DataError(f"{path} is not a PNG or JPG file" if path.is_file() else f"no PNG or JPG files in {path}")
+    return found
+
+
+def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
+    """One image file as a ``(1, 28, 28)`` input, normalised with ``mean`` and ``std`` (MNIST's by default)."""
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            if "A" in image.getbands() or "transparency" in image.info:  # as if printed on white paper
+                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+            grey = image.convert("L")
+    except (OSError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise DataError(f"cannot read image {path}: {err}") from None
+    pixels = np.asarray(grey)
+    background = int(np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])))
+    side = max(grey.size)
+    square = Image.new("L", (side, side), background)
+    square.paste(grey, ((side - grey.width) // 2, (side - grey.height) // 2))
+    small = np.asarray(square.resize((28, 28), Image.Resampling.LANCZOS))
+    if background > 127:  # a dark digit on light paper
+        small = 255 - small
+    return normalise(torch.tensor(small)[None], mean, std)[0]
+
+
+def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
+    """A model from images to logits, in eval mode on the CPU, from a checkpoint or an MLflow run id (its best
+    checkpoint), with ``model.dataset`` naming its data. Load only checkpoints you trust: they are pickles."""
+    path = resolve(str(ckpt_or_run_id), Path("."), resolve_tracking_uri(), which="best")
+    model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
+    data = torch.load(path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters") or {}
+    model.dataset = data.get("dataset") or "mnist"
+    return model
+
+
+@torch.no_grad()
+def predict_images(model: nn.Module, paths: list[Path], batch_size: int = 256) -> Tensor:
+    """Class probabilities ``(len(paths), num_classes)``, one row per image, in order."""
+    spec = get_dataset(getattr(model, "dataset", "mnist"))
+    inputs = torch.stack([load_digit(p, spec.mean, spec.std) for p in paths])
+    return torch.cat([model(batch).softmax(dim=1) for batch in inputs.split(batch_size)])

@@ -6,46 +6,38 @@ import argparse
 import csv
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor
 
 from mnist_lab.data.datasets import get_dataset
 from mnist_lab.errors import TemplateError
-from mnist_lab.predict.images import find_images, load_classifier, predict_images
-
-DEFAULT_OUT = Path("outputs/image_predictions.csv")
+from mnist_lab.predict import find_images, load_classifier, predict_images
 
 
-def write_csv(out: Path, paths: list[Path], probs: Tensor, names: Sequence[str]) -> None:
-    """``file, predicted, class, probability, p0 .. p<k>``: one row per image (``class``: the class's name)."""
+def write_csv(out: Path, paths: list[Path], probs: Tensor, names: tuple[str, ...]) -> None:
+    """``file, predicted, class, probability, p0 .. p<k>``, one row per image (``class``: the class's name)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "predicted", "class", "probability", *(f"p{k}" for k in range(probs.shape[1]))])
-        for path, p in zip(paths, probs.tolist(), strict=True):
-            best = max(range(len(p)), key=p.__getitem__)
-            writer.writerow([str(path), best, names[best], f"{p[best]:.6f}", *(f"{v:.6f}" for v in p)])
+        for path, p, best in zip(paths, probs.tolist(), probs.argmax(dim=1).tolist(), strict=True):
+            writer.writerow([path, best, names[best], f"{p[best]:.6f}", *(f"{v:.6f}" for v in p)])
 
 
-def table(paths: list[Path], probs: Tensor, names: Sequence[str]) -> str:
-    width = max(len("file"), *(len(str(p)) for p in paths))
-    name_width = max(len("class"), *(len(n) for n in names))
+def table(paths: list[Path], probs: Tensor, names: tuple[str, ...]) -> str:
+    width, name_width = max(len("file"), *(len(str(p)) for p in paths)), max(len("class"), *map(len, names))
     lines = [f"{'file':<{width}}  predicted  {'class':<{name_width}}  probability"]
-    for path, p in zip(paths, probs, strict=True):
-        best = int(p.argmax())
-        lines.append(f"{str(path):<{width}}  {best:>9}  {names[best]:<{name_width}}  {float(p.max()):>11.4f}")
+    for path, p, best in zip(paths, probs.tolist(), probs.argmax(dim=1).tolist(), strict=True):
+        lines.append(f"{str(path):<{width}}  {best:>9}  {names[best]:<{name_width}}  {p[best]:>11.4f}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mnist_lab.predict", description="Classify digit images (PNG/JPG, any size)."
-    )
+    parser = argparse.ArgumentParser(prog="python -m mnist_lab.predict", description="Classify digit images.")
     parser.add_argument("model", help="a checkpoint file (.ckpt) or an MLflow run id")
-    parser.add_argument("input", type=Path, help="an image file or a folder of them")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the CSV to write (default: {DEFAULT_OUT})")
+    parser.add_argument("input", type=Path, help="a PNG/JPG file of any size, or a folder of them")
+    parser.add_argument("--out", type=Path, default="outputs/image_predictions.csv", help="default: %(default)s")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a run id downloads its checkpoint
     try:
@@ -55,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except TemplateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    names = get_dataset(getattr(model, "dataset", "mnist")).class_names  # the data the model learned
+    names = get_dataset(model.dataset).class_names  # of the data the model learned
     print(table(paths, probs, names))
     write_csv(args.out, paths, probs, names)
     print(f"wrote {len(paths)} predictions to {args.out}")

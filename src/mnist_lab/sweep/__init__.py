@@ -1,5 +1,1 @@
-"""Optuna sweeps over the CLI: a search space file, trials as child MLflow runs, resumable storage."""
-
-from mnist_lab.sweep.spec import SweepSpec, load_spec
-
-__all__ = ["SweepSpec", "load_spec"]
+"""Optuna sweeps over the CLI: a sweep file, trials as child MLflow runs, a study in resumable RDB storage."""

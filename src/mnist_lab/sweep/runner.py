@@ -1,153 +1,160 @@
-"""Create or continue an Optuna study in RDB storage and run its trials, in one process or several.
-
-The storage is a database (``sqlite:///mlruns/optuna.db`` by default, or any SQLAlchemy URL such as
-PostgreSQL's): every process that opens the same study shares its trials, so ``JOBS=n`` processes
-here, and processes on other machines, fill one study. Each process records a heartbeat per trial;
-a trial whose process was killed stops beating and Optuna marks it FAIL (``fail_stale_trials``).
-"""
-
-from __future__ import annotations
+"""The Optuna study, shared in RDB storage by every process that opens it (``JOBS``, other machines), its parent
+MLflow run, and the processes that run its trials; a killed process's trial, its heartbeat stale, ends FAIL."""
 
 import contextlib
 import io
 import signal
-import socket
-import warnings
-import zlib
-from collections.abc import Callable, Iterator
+import subprocess
+import tempfile
+from collections import Counter
 from pathlib import Path
-from types import FrameType
 
+import matplotlib.pyplot as plt
 import optuna
+from mlflow import MlflowClient
+from optuna.visualization import matplotlib as plots
 
+from mnist_lab.cli import main
 from mnist_lab.errors import ConfigError
 from mnist_lab.parallel import job_env
 from mnist_lab.sweep.spec import SweepSpec
-from mnist_lab.sweep.trial import SweepStopped, run_trial
+from mnist_lab.sweep.trial import RUN_ID_ATTR, SweepStopped, end_stale_run, run_trial
+from mnist_lab.tracking import RunLogger, resolve_tracking_uri
+from mnist_lab.tracking.nesting import newest_tagged_run
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
-HEARTBEAT_S = 10  # a killed process's trial is marked FAIL 2 heartbeats after its last one
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what n_trials counts
 
 
-def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage; a local sqlite file gets its folder and a long lock timeout (parallel jobs)."""
-    engine: dict = {}
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage with heartbeats; a local sqlite file gets its folder and a 2-minute lock timeout."""
+    engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 120}}
-    warnings.filterwarnings("ignore", "Argument ``heartbeat_interval``", optuna.exceptions.ExperimentalWarning)
+        engine = {"connect_args": {"timeout": 120}}  # JOBS processes take turns writing the one file
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=10, heartbeat_stale_trial_callback=end_stale_run
+        )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's many errors all mean "cannot use this storage"
         raise ConfigError(f"cannot open the Optuna storage {url}: {type(err).__name__}: {err}") from None
 
 
-def make_study(
-    spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, resume: bool, worker: int = 0
-) -> optuna.Study:
-    """Create the study (or with ``resume``, load it); TPE sampler, median pruner, from the sweep file.
-
-    The sampler's seed is the sweep file's plus the trials the study already holds, the worker's
-    index and, when joining an existing study, this host: a resumed sweep, each of ``JOBS`` workers
-    and each machine draw new points instead of replaying the first ones.
-    """
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=name,
-            direction=spec.direction,
-            pruner=optuna.pruners.MedianPruner(**spec.pruner),
-            load_if_exists=resume,
-        )
-    except optuna.exceptions.DuplicatedStudyError:
+def make_study(spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, resume: bool) -> optuna.Study:
+    """Create the study (with ``resume``, load it) with the sweep file's TPE sampler and median pruner. Only a new
+    study takes the file's seed: a resumed or joined one draws at random, not the seed's first points again."""
+    exists = name in optuna.get_all_study_names(storage)
+    if exists and not resume:
         raise ConfigError(
             f"study {name!r} already exists in {storage.url}: continue it with RESUME=1, or start another with NAME="
-        ) from None
-    base = spec.sampler.get("seed")
-    if base is not None:
-        host = zlib.crc32(socket.gethostname().encode()) if study.trials else 0
-        base = (int(base) + len(study.trials) + worker + host) % 2**32
-    study.sampler = optuna.samplers.TPESampler(**{**spec.sampler, "seed": base})
-    if not study.trials:  # a new study: the sweep file's known-good starting points go first
+        )
+    sampler = optuna.samplers.TPESampler(**{**spec.sampler, "seed": None if exists else spec.sampler.get("seed")})
+    pruner = optuna.pruners.MedianPruner(**spec.pruner)
+    study = optuna.create_study(
+        storage=storage, sampler=sampler, pruner=pruner, study_name=name, direction=spec.direction, load_if_exists=True
+    )
+    if not exists:  # the sweep file's known-good points go first
         for params in spec.enqueue:
             study.enqueue_trial(params)
     return study
 
 
 def remaining(study: optuna.Study, n_trials: int) -> int:
-    """Trials still to run: ``n_trials`` minus the complete and pruned ones (failed ones are retried)."""
-    optuna.storages.fail_stale_trials(study)  # trials of killed processes: FAIL, once their heartbeat is stale
+    """``n_trials`` minus the complete and pruned trials: failed ones, a killed process's included, run again."""
+    optuna.storages.fail_stale_trials(study)
     return max(0, n_trials - len(study.get_trials(deepcopy=False, states=COUNTED)))
 
 
 def check_space(spec: SweepSpec, extra: list[str]) -> None:
-    """Parse one trial's command line (``--print_config``: nothing trains) so a bad path fails the sweep now."""
-    from mnist_lab.cli import main
-
-    first = {p.name: p.distribution.to_external_repr(0) for p in spec.space}
-    args = [*spec.base_args(), *extra, *spec.overrides(first), "--print_config"]
+    """Parse a trial's command line (``--print_config``: nothing trains), so a path the CLI rejects fails now."""
+    first = {name: kw["choices"][0] if kind == "categorical" else kw["low"] for name, (kind, kw) in spec.space.items()}
     err = io.StringIO()
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            main(args)
+            main([*spec.command(first, extra), "--print_config"])
     except SystemExit as stop:
-        if stop.code not in (0, None):
-            message = err.getvalue().strip().removeprefix("error: ")
+        if stop.code:  # the CLI's `error:` line, without its `--help` hint (which would name this script)
+            message = err.getvalue().rpartition("error: ")[2].partition("\n")[0]
             raise ConfigError(f"the sweep's arguments do not parse: {message}") from None
 
 
-@contextlib.contextmanager
-def signals_stop_sweep() -> Iterator[None]:
-    """Between trials, SIGTERM and SIGINT raise :class:`SweepStopped` (during one, the CLI stops it cleanly
-    and :func:`run_trial` raises it)."""
+def optimize(study: optuna.Study, spec: SweepSpec, n_trials: int, parent_run_id: str, extra: list[str]) -> int:
+    """Run up to ``n_trials`` here, fewer once the study (all processes) holds ``spec.n_trials``; return 0, or
+    128 + n when signal n stopped it (from now on SIGINT/SIGTERM stop the sweep; during a trial, via the CLI)."""
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        raise SweepStopped(signum, f"stopped by {signal.Signals(signum).name}")
+    def stop(signum: int, frame: object) -> None:
+        raise SweepStopped(signal.Signals(signum))
 
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        study.optimize(
+            lambda trial: run_trial(trial, spec, parent_run_id, extra),
+            n_trials,
+            catch=(Exception,),  # a failed trial is recorded FAIL and the sweep goes on
+            callbacks=[optuna.study.MaxTrialsCallback(spec.n_trials, states=COUNTED)],
+            gc_after_trial=True,
+        )
+    except KeyboardInterrupt as stopped:
+        return 128 + (stopped.args[0] if isinstance(stopped, SweepStopped) else signal.SIGINT)
+    return 0
 
 
-def optimize(
-    study: optuna.Study, spec: SweepSpec, n_trials: int, parent_run_id: str, tracking_uri: str, extra: list[str]
-) -> None:
-    """Run up to ``n_trials`` here; stop early once the whole study (all processes) has ``spec.n_trials``."""
+def run_workers(commands: list[list[str]], threads: int) -> int:
+    """Run one process per command, each in its own session: a terminal's Ctrl-C reaches only this one, which passes
+    each SIGINT/SIGTERM on once (a second stops a run without its checkpoint); return 0, or 128 + n for signal n."""
+    procs = [subprocess.Popen(command, env=job_env(threads), start_new_session=True) for command in commands]
+    received: list[int] = []
 
-    def objective(trial: optuna.Trial) -> float:
-        return run_trial(trial, spec, parent_run_id, tracking_uri, extra)
-
-    stop_at = optuna.study.MaxTrialsCallback(spec.n_trials, states=COUNTED)
-    study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[stop_at], gc_after_trial=True)
-
-
-def shares(total: int, jobs: int) -> list[int]:
-    """``total`` trials split over ``jobs`` processes as evenly as possible (no empty share)."""
-    return [n for i in range(jobs) if (n := total // jobs + (i < total % jobs))]
-
-
-def run_workers(commands: list[list[str]], threads: int, on_signal: Callable[[int], None]) -> list[int]:
-    """Start one worker process per command, pass SIGTERM/SIGINT on to them, and wait for all."""
-    import subprocess
-
-    env = job_env(threads)
-    # Own sessions: Ctrl-C reaches only this process, which passes it on once (a second SIGINT would
-    # make a worker's run stop at once, without its checkpoint).
-    procs = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        on_signal(signum)
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
+            proc.send_signal(signum)  # only to those still running
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return [proc.wait() for proc in procs]
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    codes = [proc.wait() for proc in procs]
+    return 128 + received[0] if received else max((code for code in codes if code > 128), default=0)
+
+
+def open_parent(spec: SweepSpec, study: str, resume: bool) -> RunLogger:
+    """Start the parent run, or with ``resume`` reopen the study's newest one (RUNNING again); log the sweep file."""
+    tags = {"sweep.study": study, "sweep.role": "parent"}
+    run = newest_tagged_run(MlflowClient(resolve_tracking_uri()), spec.experiment, tags) if resume else None
+    logger = RunLogger(spec.experiment, f"sweep-{study}", tags=tags, log_model=False, run_id=run and run.info.run_id)
+    logger.experiment.log_text(logger.run_id, spec.source, "sweep.yaml")  # opens (or reopens) the run
+    return logger
+
+
+def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
+    """Log the trial counts, the best trial, Optuna's plots and (from 2 complete trials on) the parameter importances
+    to the parent run; return a summary line."""
+    client, run_id = parent.experiment, parent.run_id
+    counts = Counter(trial.state.name.lower() for trial in study.get_trials(deepcopy=False))
+    finished = counts["complete"] + counts["pruned"] + counts["fail"]
+    for state in ("complete", "pruned", "fail", "running"):
+        client.log_metric(run_id, f"trials/{state}", counts[state], step=finished)
+    if not counts["complete"]:
+        return f"{finished} trial(s) finished, none complete"
+    best = study.best_trial
+    client.log_metric(run_id, f"best/{metric}", best.value, step=finished)
+    for key, value in {"trial": best.number, "run_id": best.user_attrs[RUN_ID_ATTR], **best.params}.items():
+        client.set_tag(run_id, f"best.{key}", str(value))
+    with tempfile.TemporaryDirectory() as tmp:  # the best trial's re-runnable config
+        client.log_artifact(run_id, client.download_artifacts(best.user_attrs[RUN_ID_ATTR], "config.yaml", tmp), "best")
+    figures = {"optimization_history": plots.plot_optimization_history}
+    note = f"skipped: {counts['complete']} complete trial(s), 2 needed"
+    if counts["complete"] >= 2:
+        try:
+            for name, value in optuna.importance.get_param_importances(study).items():
+                client.log_metric(run_id, f"importance/{name}", value)
+            figures["param_importances"] = plots.plot_param_importances
+            note = f"from {counts['complete']} complete trials (Optuna's default evaluator)"
+        except (RuntimeError, ValueError) as err:  # e.g. every complete trial had the same params
+            note = f"no importances: {err}"
+    client.set_tag(run_id, "sweep.importance_note", note)
+    for name, plot in figures.items():
+        figure = plot(study).figure
+        client.log_figure(run_id, figure, f"plots/{name}.png", save_kwargs={"bbox_inches": "tight"})
+        plt.close(figure)
+    return f"best {metric} = {best.value:.4f} (trial {best.number}: {best.params}); {dict(counts)}"

@@ -1,14 +1,8 @@
-"""A sweep file (``configs/sweeps/*.yaml``): what every trial stacks on, and the search space.
+"""A sweep file (``configs/sweeps/*.yaml``): what every trial stacks on, and the search space, whose
+``name: {type: categorical|float|int, ...}`` holds the arguments of Optuna's ``suggest_<type>``."""
 
-Each parameter of ``space`` is ``name: {type: categorical|float|int, choices | low, high[, log, step]}``.
-``name`` is a short name (``lr``, ``activation``: :data:`SHORT_NAMES`) or a LightningCLI argument
-path (``model.net.init_args.depth``); a trial passes its value as ``--<path>=<value>``, exactly as
-``make train`` would, so a trial is a normal training run.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,130 +11,95 @@ import yaml
 
 from mnist_lab.errors import ConfigError
 
-NET = "model.net.init_args"
+NET, OPTIMIZER = "model.net.init_args", "model.optimizer.init_args"
 SHORT_NAMES = {  # the `make train` variables' arguments, by a readable name
-    "activation": f"{NET}.activation",
-    "weight_init": f"{NET}.weight_init",
-    "dropout": f"{NET}.dropout",
-    "batch_norm": f"{NET}.batch_norm",
-    "depth": f"{NET}.depth",
-    "width": f"{NET}.width",
-    "lr": "model.optimizer.init_args.lr",
-    "weight_decay": "model.optimizer.init_args.weight_decay",
+    **{name: f"{NET}.{name}" for name in ("activation", "weight_init", "dropout", "batch_norm", "depth", "width")},
+    "lr": f"{OPTIMIZER}.lr",
+    "weight_decay": f"{OPTIMIZER}.weight_decay",
     "batch_size": "data.batch_size",
 }
-TYPES = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}}
-KEYS = {"study", "experiment", "metric", "direction", "n_trials", "configs", "args", "sampler", "pruner"}
-KEYS |= {"space", "enqueue", "quick"}
-
-
-@dataclass
-class Param:
-    """One searched argument: its Optuna distribution and the CLI path it sets."""
-
-    name: str
-    path: str
-    distribution: optuna.distributions.BaseDistribution
-
-    def override(self, value: Any) -> str:
-        """The CLI argument for ``value`` (YAML spelling: ``true``, ``null``)."""
-        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-        return f"--{self.path}={text}"
+KINDS = {  # `type:` -> the distribution that Optuna's suggest_<type> builds from the same arguments
+    "categorical": optuna.distributions.CategoricalDistribution,
+    "float": optuna.distributions.FloatDistribution,
+    "int": optuna.distributions.IntDistribution,
+}
 
 
 @dataclass
 class SweepSpec:
-    """A parsed sweep file; ``quick`` settings already applied when asked for."""
+    """A sweep file's keys, with the defaults of those it leaves out."""
 
-    study: str
-    space: list[Param]
+    space: dict[str, Any]  # name -> (type, the suggest_<type> arguments) once loaded
+    study: str = ""
     experiment: str = "sweeps"
     metric: str = "val/acc"
     direction: str = "maximize"
     n_trials: int = 20
-    configs: list[str] = field(default_factory=list)
-    args: list[str] = field(default_factory=list)
-    sampler: dict[str, Any] = field(default_factory=dict)
-    pruner: dict[str, Any] = field(default_factory=dict)
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
-    source: str = ""
+    configs: list[str] = field(default_factory=list)  # stacked like PRESET
+    args: list[str] = field(default_factory=list)  # like ARGS
+    sampler: dict[str, Any] = field(default_factory=dict)  # TPESampler's arguments
+    pruner: dict[str, Any] = field(default_factory=dict)  # MedianPruner's arguments
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # the first trials' values
+    quick: dict[str, Any] = field(default_factory=dict)  # n_trials and more args for QUICK=1
+    source: str = ""  # not a key: the file's text, logged to the parent run
 
-    def base_args(self) -> list[str]:
-        """The CLI arguments every trial starts from: ``fit``, the configs, then the fixed args."""
-        configs = [arg for c in self.configs for arg in ("--config", c)]
-        return ["fit", *configs, *self.args]
-
-    def overrides(self, params: dict[str, Any]) -> list[str]:
-        """The sampled values as CLI arguments (they come last, so they win)."""
-        by_name = {p.name: p for p in self.space}
-        return [by_name[name].override(value) for name, value in params.items() if name in by_name]
-
-
-def distribution(name: str, spec: Any) -> optuna.distributions.BaseDistribution:
-    """An Optuna distribution from ``{type: ..., ...}``; anything unknown fails naming the parameter."""
-    if not isinstance(spec, dict) or spec.get("type") not in TYPES:
-        raise ConfigError(f"sweep parameter {name!r}: give `type:` one of {sorted(TYPES)} (got {spec!r})")
-    kind = spec["type"]
-    unknown = set(spec) - TYPES[kind] - {"type"}
-    if unknown:
-        raise ConfigError(f"sweep parameter {name!r}: unknown key(s) {sorted(unknown)} for type {kind}")
-    try:
-        if kind == "categorical":
-            return optuna.distributions.CategoricalDistribution(list(spec["choices"]))
-        args = {k: spec[k] for k in ("log", "step") if k in spec}
-        if kind == "int":
-            return optuna.distributions.IntDistribution(int(spec["low"]), int(spec["high"]), **args)
-        return optuna.distributions.FloatDistribution(float(spec["low"]), float(spec["high"]), **args)
-    except KeyError as err:
-        raise ConfigError(f"sweep parameter {name!r}: type {kind} needs `{err.args[0]}`") from None
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"sweep parameter {name!r}: {err}") from None
+    def command(self, params: dict[str, Any], extra: list[str]) -> list[str]:
+        """A trial's CLI arguments, as ``make train`` would pass them; the values (JSON: ``true``) come last, so win."""
+        configs = [arg for config in self.configs for arg in ("--config", str(config))]
+        logger = f"--trainer.logger.init_args.experiment_name={self.experiment}"
+        values = [f"--{cli_path(name)}={v if isinstance(v, str) else json.dumps(v)}" for name, v in params.items()]
+        return ["fit", *configs, *map(str, self.args), *extra, logger, *values]
 
 
 def cli_path(name: str) -> str:
     """A short name's CLI path, or the name itself when it is a dotted path."""
-    if name in SHORT_NAMES:
-        return SHORT_NAMES[name]
-    if "." in name:
-        return name.removeprefix("--")
-    raise ConfigError(
-        f"sweep parameter {name!r} is neither a short name ({', '.join(SHORT_NAMES)}) nor a CLI path "
-        "such as model.net.init_args.depth"
-    )
+    if name not in SHORT_NAMES and "." not in name:
+        raise ConfigError(
+            f"sweep parameter {name!r} is neither a short name ({', '.join(SHORT_NAMES)}) nor a CLI path "
+            "such as model.net.init_args.depth"
+        )
+    return SHORT_NAMES.get(name, name.removeprefix("--"))
+
+
+def parameter(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
+    """Check a parameter by building its distribution now, so that a mistake fails naming it."""
+    cli_path(name)
+    if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+        raise ConfigError(f"sweep parameter {name!r}: give `type:` one of {sorted(KINDS)} (got {spec!r})")
+    kind, arguments = spec["type"], {key: value for key, value in spec.items() if key != "type"}
+    try:
+        if kind == "float":  # YAML reads 1e-4 (no dot) as a string
+            arguments |= {key: float(arguments[key]) for key in ("low", "high") if key in arguments}
+        KINDS[kind](**arguments)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"sweep parameter {name!r}: {err}") from None
+    return kind, arguments
 
 
 def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
-    """Read and check a sweep file; with ``quick``, its ``quick:`` block replaces ``n_trials`` and adds args,
-    and the study is ``<study>-quick``, so a smoke run never takes the real sweep's name (or its storage)."""
+    """Read and check a sweep file; ``quick`` applies its ``quick:`` block (n_trials, more args) and names the
+    study ``<study>-quick``, so a smoke run never continues the real sweep."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ConfigError(f"cannot read the sweep file {path}: {err.strerror}") from None
+        source = path.read_text()
+        raw = yaml.safe_load(source) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read the sweep file {path}: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("space"), dict) or not raw["space"]:
         raise ConfigError(f"{path}: a sweep file needs a `space:` mapping of parameters")
-    unknown = set(raw) - KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(KEYS)}")
-    space = [Param(name, cli_path(name), distribution(name, spec)) for name, spec in raw["space"].items()]
-    quick_block = raw.get("quick") or {}
-    args = [str(a) for a in raw.get("args") or []]
+    keys = {key.name for key in fields(SweepSpec)} - {"source"}
+    if unknown := set(raw) - keys:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(keys)}")
+    given = {key: value for key, value in raw.items() if value is not None}  # `args:` with nothing: the default
+    spec = SweepSpec(**{"study": path.stem, **given}, source=source)
+    if spec.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"{path}: direction must be maximize or minimize, got {spec.direction!r}")
+    spec.space = {name: parameter(name, param) for name, param in spec.space.items()}
+    try:  # build what the study will build, so that a mistake fails now
+        optuna.samplers.TPESampler(**spec.sampler), optuna.pruners.MedianPruner(**spec.pruner)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: the sampler's or the pruner's arguments: {err}") from None
     if quick:
-        args += [str(a) for a in quick_block.get("args") or []]
-    direction = raw.get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"{path}: direction must be maximize or minimize, got {direction!r}")
-    return SweepSpec(
-        study=str(raw.get("study") or path.stem) + ("-quick" if quick else ""),
-        space=space,
-        experiment=str(raw.get("experiment", "sweeps")),
-        metric=str(raw.get("metric", "val/acc")),
-        direction=direction,
-        n_trials=int(quick_block.get("n_trials", 3) if quick else raw.get("n_trials", 20)),
-        configs=[str(c) for c in raw.get("configs") or []],
-        args=args,
-        sampler=dict(raw.get("sampler") or {}),
-        pruner=dict(raw.get("pruner") or {}),
-        enqueue=list(raw.get("enqueue") or []),
-        source=path.read_text(),
-    )
+        spec.study, spec.n_trials = f"{spec.study}-quick", spec.quick.get("n_trials", 3)
+        spec.args = [*spec.args, *(spec.quick.get("args") or [])]
+    return spec

@@ -53,6 +53,7 @@ class RunLogger(MLFlowLogger):
         artifact_location: for a new experiment on a local store; default ``mlruns/artifacts``.
         log_model: ``MLFlowLogger``'s: ``True`` uploads the best and last checkpoints at the end.
         run_id: continue this existing run (the CLI sets it from a checkpoint when resuming).
+        synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class RunLogger(MLFlowLogger):
         artifact_location: str | None = None,
         log_model: bool = True,
         run_id: str | None = None,
+        synchronous: bool | None = None,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
@@ -79,6 +81,7 @@ class RunLogger(MLFlowLogger):
             log_model=log_model,
             artifact_location=artifact_location,
             run_id=run_id,
+            synchronous=synchronous,
         )
         self._experiment_id = experiment_id
         self.resumed = run_id is not None

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.models.components.activations import ActivationLike
-from mnist_lab.models.components.blocks import (
-    HiddenBlock,
-    NormPosition,
-    check_network_options,
-    check_positive,
-    initialise,
-    norm_width,
-)
+from mnist_lab.models.components.activations import ActivationLike, resolve_activation
+from mnist_lab.models.components.blocks import HiddenBlock, Network, NormPosition
+from mnist_lab.models.components.init import init_weights
 
 
-class MLP(nn.Module):
+class MLP(Network):
     """``flatten -> HiddenBlock x len(hidden_sizes) -> Linear(num_classes)``, returning logits.
 
     Args:
@@ -48,34 +44,18 @@ class MLP(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        act = check_network_options(activation, activation_args, weight_init, weight_init_args, dropout, num_classes)
+        act = resolve_activation(activation, activation_args)
         if hidden_sizes is None:
-            check_positive("width", width)
-            if depth < 0:
-                raise ConfigError(f"depth must be >= 0, got {depth}")
+            if depth < 0 or width <= 0:
+                raise ConfigError(f"depth must be >= 0 and width must be positive, got {depth} and {width}")
             hidden_sizes = [width] * depth
-        check_positive("hidden_sizes", list(hidden_sizes))
-        self.flatten = nn.Flatten()
-        in_features = input_shape[0] * input_shape[1] * input_shape[2]
+        if min([*hidden_sizes, num_classes]) <= 0:
+            raise ConfigError(f"hidden_sizes and num_classes must be positive, got {hidden_sizes} and {num_classes}")
+        in_features = math.prod(input_shape)
         self.blocks = nn.ModuleList()
         for width in hidden_sizes:
-            out = width * act.pieces
-            self.blocks.append(
-                HiddenBlock(
-                    nn.Linear(in_features, out, bias=not (batch_norm and batch_norm_position == "before")),
-                    width,
-                    activation=act,
-                    norm=nn.BatchNorm1d(norm_width(width, act, batch_norm_position)) if batch_norm else None,
-                    norm_position=batch_norm_position,
-                    dropout=nn.Dropout(dropout) if dropout > 0 else None,
-                )
-            )
+            layer = partial(nn.Linear, in_features)
+            self.blocks.append(HiddenBlock(layer, width, act, batch_norm, batch_norm_position, dropout))
             in_features = width
         self.output = nn.Linear(in_features, num_classes)
-        initialise(self.blocks, self.output, weight_init, weight_init_args, act)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.flatten(x)
-        for block in self.blocks:
-            h = block(h)
-        return self.output(h)
+        init_weights(self, weight_init, weight_init_args, act)
