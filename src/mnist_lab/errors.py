@@ -1,6 +1,9 @@
 """User-facing errors: the CLI prints these as one clear line and exits non-zero, no traceback."""
 
+from __future__ import annotations
+
 import signal
+from typing import Any
 
 
 class TemplateError(Exception):
@@ -17,6 +20,19 @@ class DataError(TemplateError):
 
 class DivergenceError(TemplateError):
     """The loss became NaN or infinite: training cannot go on from here."""
+
+    @classmethod
+    def at(cls, trainer: Any, loss: float) -> DivergenceError:
+        """Where it happened, at which learning rate, what to try, which checkpoint is the last good one."""
+        group = trainer.optimizers[0].param_groups[0] if trainer.optimizers else {}
+        lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
+        kept = getattr(trainer.checkpoint_callback, "last_model_path", "")
+        return cls(
+            f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is {loss} "
+            f"at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), gradient "
+            "clipping (--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; "
+            + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it")
+        )
 
 
 class TrainingInterrupted(BaseException):
