@@ -99,7 +99,7 @@ class Classifier(L.LightningModule):
         # Stop before backward, with the last good weights; on a GPU the check syncs: only on logged steps.
         check = loss.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0
         if check and not torch.isfinite(loss):
-            raise DivergenceError.at(self.trainer, float(loss))
+            raise DivergenceError.at(self.trainer, float(loss.detach()))
         self.train_metrics.update(logits.detach(), y)
         self.train_loss.update(loss.detach())
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps the logger writes:
