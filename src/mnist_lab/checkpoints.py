@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mnist_lab.errors import ConfigError
 
 CHECKPOINT_RUN_KEY = "mlflow"  # {"run_id", "tracking_uri"} in every checkpoint
@@ -70,24 +72,20 @@ def _client(tracking_uri: str, run_id: str) -> Any:
 
 
 def run_checkpoint(run_id: str, tracking_uri: str, which: str = LAST) -> Path:
-    """A run's ``last`` or ``best`` checkpoint: its local file, else the copy ``MLFlowLogger`` uploaded.
-
-    The logger uploads each checkpoint to ``<stem>/<stem>.ckpt`` beside an ``aliases.txt`` that
-    says which is ``best`` and which is ``last``.
-    """
+    """A run's ``last`` or ``best`` checkpoint: its local file, else the copy ``MLFlowLogger`` uploaded
+    (to ``<stem>/<stem>.ckpt``) when the run ended."""
     client = _client(tracking_uri, run_id)
     tags = client.get_run(run_id).data.tags
     folder = tags.get(CHECKPOINT_DIR_TAG)
-    local = tags.get(f"checkpoint.{which}") or (f"{folder}/{LAST}.ckpt" if folder and which == LAST else None)
-    if local and Path(local).is_file():
-        return Path(local)
-    tmp = tempfile.mkdtemp(prefix="ckpt-")
-    for item in client.list_artifacts(run_id):
-        if item.is_dir and any(a.path.endswith("aliases.txt") for a in client.list_artifacts(run_id, item.path)):
-            aliases = Path(client.download_artifacts(run_id, f"{item.path}/aliases.txt", tmp)).read_text()
-            if which in aliases:
-                return Path(client.download_artifacts(run_id, f"{item.path}/{item.path}.ckpt", tmp))
-    raise ConfigError(f"run {run_id} has no {which} checkpoint, neither in {folder} nor among its artifacts")
+    local = Path(tags.get("checkpoint.best", "")) if which != LAST else Path(f"{folder}/{LAST}.ckpt")
+    if local.is_file():
+        return local
+    try:
+        return Path(client.download_artifacts(run_id, f"{local.stem}/{local.stem}.ckpt", tempfile.mkdtemp()))
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+        raise ConfigError(
+            f"run {run_id} has no {which} checkpoint, neither in {folder} nor among its artifacts"
+        ) from None
 
 
 def resolve(ref: str, root: Path, tracking_uri: str, which: str = LAST) -> Path:
@@ -132,7 +130,8 @@ def check_net_args(typed: list[str], info: CheckpointInfo) -> None:
         saved: Any = net.get("class_path") if key in ("", "class_path") else net.get("init_args", {})
         for part in key.split(".") if key not in ("", "class_path") else []:
             saved = saved.get(part) if isinstance(saved, dict) else None
-        if str(saved) != value and not str(saved).endswith("." + value) and str(saved).lower() != value.lower():
+        given = yaml.safe_load(value) if value else None
+        if given != saved and not str(saved).endswith("." + value) and str(saved).lower() != value.lower():
             raise ConfigError(
                 f"{name}={value} conflicts with the checkpoint's network ({key or 'class_path'}={saved!r}); "
                 "the checkpoint rebuilds its own network, so drop that argument (or train a new model)"

@@ -49,7 +49,8 @@ class OneLineErrors(LightningArgumentParser):
         given = given.split(". Got value:")[0]
         what = ".".join(keys) + ": " if keys else ""
         sys.stderr.write(f"error: {what}{reason}{f' ({given})' if given else ''}\n")
-        sys.stderr.write(f"  (see `{self.prog.replace(' [options]', '')} --help`)\n")
+        prog = self.prog.replace(" [options]", "").replace("__main__.py", "python -m mnist_lab")
+        sys.stderr.write(f"  (see `{prog} --help`)\n")
         raise SystemExit(2)
 
 
@@ -120,7 +121,8 @@ class TemplateCLI(LightningCLI):
         logger = config.trainer.get("logger")
         logger_args = logger.get("init_args") if hasattr(logger, "get") else None
         uri = resolve_tracking_uri(logger_args.get("tracking_uri") if logger_args else None)
-        path = resolve(str(config.ckpt_path), Path(config.trainer.get("default_root_dir") or "."), uri)
+        which = "last" if self.config.subcommand == "fit" else "best"  # a run id: resume its last, evaluate its best
+        path = resolve(str(config.ckpt_path), Path(config.trainer.get("default_root_dir") or "."), uri, which)
         config.ckpt_path = str(path)
         info = read_checkpoint(path)
         check_net_args(typed, info)
@@ -186,6 +188,11 @@ def _template_error(err: BaseException) -> TemplateError | None:
     return err
 
 
+def run() -> None:
+    """The ``mnist-lab`` console script (its wrapper exits with what the function returns)."""
+    main()
+
+
 def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Callback] = ()) -> TemplateCLI:
     """Run the CLI and return it (tests read ``cli.trainer``), or exit as the module docstring says.
 
@@ -202,7 +209,6 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
                 parser_class=OneLineErrors,
                 parser_kwargs={name: {"default_config_files": files} for name in TemplateCLI.subcommands()},
                 save_config_callback=LogConfig,
-                save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
                 seed_everything_default=42,
                 trainer_defaults={"callbacks": list(callbacks)} if callbacks else None,

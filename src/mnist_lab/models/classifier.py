@@ -68,6 +68,8 @@ class Classifier(L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss, self.val_acc_best = MeanMetric(), MaxMetric()  # reduced over processes at epoch end
+        for metric in (self.train_metrics, self.train_loss, self.val_acc_best):  # in checkpoints: a resumed
+            metric.persistent(True)  # epoch and the best so far continue where they stopped
         self.example_input_array = torch.zeros(2, *input_shape)  # the summary's sizes
         self.compile_net, self.channels_last, self._compiled = compile, channels_last, None
 
@@ -90,9 +92,6 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         return self.loss_fn(logits, y), logits, y
-
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # the sanity check's validation must not count
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, logits, y = self._shared_step(batch)
@@ -119,8 +118,9 @@ class Classifier(L.LightningModule):
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best(self.val_metrics["acc"].compute())  # compute() is cached for Lightning's log
-        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
+        if not self.trainer.sanity_checking:  # the sanity check's validation must not count
+            self.val_acc_best(self.val_metrics["acc"].compute())  # compute() is cached for Lightning's log
+            self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, logits, y = self._shared_step(batch)
