@@ -123,7 +123,7 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-test-fast: ## Tests that start no process or server, need no real MNIST and take seconds (< 60 s in all)
+test-fast: ## Tests that start no process or server and need no real MNIST (about a minute in all)
 	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"
 
 LINTED := src tests scripts
