@@ -81,6 +81,16 @@ def test_corrupt_magic_and_count_mismatch_are_reported(fake_mnist: Path, tmp_pat
         check_mnist_raw(raw)
 
 
+def test_a_label_out_of_range_is_reported_before_training(fake_mnist: Path, tmp_path: Path) -> None:
+    root = _copy(fake_mnist, tmp_path)
+    labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[-1] = 84  # valid header and length, one byte no class has
+    labels.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte holds label 84, but the dataset has 10 classes"):
+        MNISTDataModule(str(root)).prepare_data()
+
+
 def test_missing_data_offline_names_the_expected_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from torchvision.datasets import MNIST
 

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from mnist_lab.cli import main
 from mnist_lab.recovery import REQUEST
-from tiny_cli import tiny_args
+from tiny_cli import REPO, tiny_args, tiny_cnn
 
 pytestmark = pytest.mark.slow
 
@@ -217,3 +217,66 @@ def test_resuming_a_schedule_that_ended_at_lr_0_is_an_error_before_the_run_is_to
     assert exit_.value.code == 2
     assert "was saved at learning rate 0" in capsys.readouterr().err
     assert MlflowClient(tracking_uri).get_run(run_id).info.status == "FINISHED"
+
+
+def test_resume_last_is_the_newest_interrupted_run_and_other_settings_are_an_error(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false")
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--trainer.callbacks+=test_recovery.StopAtStep", "--trainer.callbacks.step=5"])
+    assert exit_.value.code == 130
+    client = MlflowClient(tracking_uri)
+    (killed,) = client.search_runs(["1"])
+    assert killed.info.status == "KILLED"
+    finished = main(tiny_cnn(fake_mnist, "--run_test=false")).trainer.logger.run_id  # newer, with a last.ckpt
+    capsys.readouterr()
+    recipe = str(REPO / "configs" / "recipes" / "cnn.yaml")
+    for extra, message in [
+        (["--config", recipe], "data.init_args.augment=True (the checkpoint's: False)"),  # MODEL=cnn's recipe
+        (["--model.net=mnist_lab.models.components.CNN"], "model.net.class_path='mnist_lab.models.components.CNN'"),
+        (["--model.optimizer.init_args.lr=0.01"], "model.optimizer.init_args.lr=0.01 (the checkpoint's: 0.001)"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, *extra, "--ckpt_path=last"])
+        assert exit_.value.code == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "with other settings than it was trained with" in errors[0], errors
+        assert message in errors[0]
+    resumed = main([*args, "--ckpt_path=last"])
+    assert resumed.trainer.logger.run_id == killed.info.run_id, "`last` must not be the newer, finished run"
+    assert "resuming the newest interrupted run" in capsys.readouterr().out
+    assert client.get_run(killed.info.run_id).info.status == client.get_run(finished).info.status == "FINISHED"
+    with pytest.raises(SystemExit) as exit_:  # both finished now: nothing is interrupted
+        main([*args, "--ckpt_path=last"])
+    assert exit_.value.code == 2
+    assert "error: no interrupted (KILLED or FAILED) run with a last.ckpt" in capsys.readouterr().err
+
+
+def test_a_corrupt_local_last_ckpt_falls_back_to_the_copy_logged_with_the_run(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false")
+    with pytest.raises(SystemExit):  # in epoch 1: the run has uploaded a checkpoint as it ended
+        main([*args, "--trainer.callbacks+=test_recovery.StopAtStep", "--trainer.callbacks.step=20"])
+    (run,) = MlflowClient(tracking_uri).search_runs(["1"])
+    last = Path(run.data.tags["checkpoint.dir"]) / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated, as a full disk leaves it
+    resumed = main([*args, f"--ckpt_path={run.info.run_id}"])
+    assert "using the copy logged with run" in capsys.readouterr().err
+    assert resumed.trainer.logger.run_id == run.info.run_id and resumed.trainer.global_step == 2 * 16
+
+
+@pytest.mark.subprocess
+def test_make_train_resume_last_after_a_finished_run_is_one_error(fake_mnist: Path, tracking_uri: str) -> None:
+    main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--run_test=false"))
+    result = subprocess.run(
+        ["make", "-s", "-C", str(REPO), "train", "RESUME=last", f"DATA_DIR={fake_mnist}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: no interrupted (KILLED or FAILED) run with a last.ckpt in experiment 'mnist'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ rebuilds the right network and continues the right run.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -23,6 +24,7 @@ CHECKPOINT_RUN_KEY = "mlflow"  # {"run_id", "tracking_uri"} in every checkpoint
 CHECKPOINT_DIR_TAG = "checkpoint.dir"  # the run's local checkpoint folder
 MODEL_NAME = "classifier"  # the run's logged MLflow model
 LAST = "last"
+MAY_CHANGE = {"data.init_args." + k for k in ("data_dir", "download", "on_device")}  # where the data is, not what
 RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 
 
@@ -32,6 +34,7 @@ class CheckpointInfo:
 
     path: Path
     hparams: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the datamodule's hyperparameters
     run: dict[str, Any] | None = None
     epochs_done: int = 0  # whole epochs trained
     mid_epoch: bool = False  # saved between two batches of an epoch
@@ -45,13 +48,15 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a truncated file, a pickle, not a checkpoint at all
-        raise ConfigError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}".split("\n")[0]) from None
+        reason = re.split(r"\.\s|\n", str(err))[0]  # the first sentence: torch adds a paragraph of advice
+        raise ConfigError(f"{path} is not a readable checkpoint: {type(err).__name__}: {reason}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
     epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
     return CheckpointInfo(
         path=path,
         hparams=dict(checkpoint.get("hyper_parameters", {})),
+        data=dict(checkpoint.get("datamodule_hyper_parameters") or {}),
         run=checkpoint.get(CHECKPOINT_RUN_KEY),
         epochs_done=int(epochs.get("processed", 0)),
         mid_epoch=epochs.get("started", 0) > epochs.get("processed", 0),
@@ -72,24 +77,59 @@ def _client(tracking_uri: str, run_id: str) -> Any:
 
 
 def run_checkpoint(run_id: str, tracking_uri: str, which: str = LAST) -> Path:
-    """A run's ``last`` or ``best`` checkpoint: its local file, else the copy ``MLFlowLogger`` uploaded
-    (to ``<stem>/<stem>.ckpt``) when the run ended."""
+    """A run's ``last`` or ``best`` checkpoint: its local file if it reads, else the copy ``MLFlowLogger``
+    uploaded (to ``<stem>/<stem>.ckpt``) when the run ended."""
     client = _client(tracking_uri, run_id)
     tags = client.get_run(run_id).data.tags
     folder = tags.get(CHECKPOINT_DIR_TAG)
     local = Path(tags.get("checkpoint.best", "")) if which != LAST else Path(f"{folder}/{LAST}.ckpt")
+    damaged = None
     if local.is_file():
-        return local
+        try:
+            return read_checkpoint(local).path
+        except ConfigError as err:  # truncated or overwritten: the logged copy may still be whole
+            damaged = err
     try:
-        return Path(client.download_artifacts(run_id, f"{local.stem}/{local.stem}.ckpt", tempfile.mkdtemp()))
+        copy = Path(client.download_artifacts(run_id, f"{local.stem}/{local.stem}.ckpt", tempfile.mkdtemp()))
     except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
         raise ConfigError(
-            f"run {run_id} has no {which} checkpoint, neither in {folder} nor among its artifacts"
+            f"{damaged}, and run {run_id} logged no copy of it"
+            if damaged
+            else f"run {run_id} has no {which} checkpoint, neither in {folder} nor among its artifacts"
         ) from None
+    if damaged:
+        print(f"warning: {damaged}; using the copy logged with run {run_id} instead", file=sys.stderr)
+    return copy
 
 
-def resolve(ref: str, root: Path, tracking_uri: str, which: str = LAST) -> Path:
-    """``last`` (the newest ``last.ckpt`` under ``root``) | a checkpoint file | a run id -> a checkpoint file."""
+def last_interrupted(tracking_uri: str, experiment: str) -> Path:
+    """The ``last.ckpt`` of the newest KILLED or FAILED run of ``experiment``: never a FINISHED run (extend one
+    by its id and more epochs) nor a RUNNING one (it may still be training)."""
+    from mlflow import MlflowClient
+
+    client, runs = MlflowClient(tracking_uri), []
+    new_store = tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file()
+    found = None if new_store else client.get_experiment_by_name(experiment)  # a query would create the store
+    if found is not None:
+        runs = client.search_runs([found.experiment_id], order_by=["attributes.end_time DESC"])  # no IN on status
+    for run in (r for r in runs if r.info.status in ("KILLED", "FAILED")):
+        try:
+            path = run_checkpoint(run.info.run_id, tracking_uri)
+        except ConfigError:
+            continue  # stopped before its first checkpoint
+        print(f"resuming the newest interrupted run: {run.info.run_name!r} ({run.info.run_id}, {run.info.status})")
+        return path
+    raise ConfigError(
+        f"no interrupted (KILLED or FAILED) run with a {LAST}.ckpt in experiment {experiment!r} to resume; "
+        "to train a finished run longer, give its id and more epochs: RESUME=<run id> EPOCHS=<more>"
+    )
+
+
+def resolve(ref: str, root: Path, tracking_uri: str, which: str = LAST, experiment: str | None = None) -> Path:
+    """``last`` | a checkpoint file | a run id -> a checkpoint file. ``last`` is :func:`last_interrupted`'s
+    when an ``experiment`` is given (resuming a tracked run), else the newest ``last.ckpt`` under ``root``."""
+    if ref == LAST and experiment:
+        return last_interrupted(tracking_uri, experiment)
     if ref == LAST:
         found = sorted(root.rglob(f"{LAST}.ckpt"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
         if not found:
@@ -113,6 +153,33 @@ def check_resumable(info: CheckpointInfo, max_epochs: int | None, scheduler: str
         raise ConfigError(
             f"{info.path} was saved at learning rate 0: its schedule ({scheduler or 'none'}) had ended. Use "
             "mnist_lab.models.schedules.CosineDecay (it re-plans for a longer run) or start a new run"
+        )
+
+
+def _leaves(tree: Any, key: str = "") -> dict[str, Any]:
+    """``{"a.b": leaf}`` of nested dicts; tuples as lists (a config's ``(1, 2)`` is ``[1, 2]`` in a checkpoint)."""
+    if isinstance(tree, dict):
+        return {k: v for name, value in tree.items() for k, v in _leaves(value, f"{key}.{name}".lstrip(".")).items()}
+    return {key: json.loads(json.dumps(tree, default=str))}
+
+
+def check_same_settings(model: dict[str, Any], data: dict[str, Any], info: CheckpointInfo) -> None:
+    """Resuming goes on with the checkpoint's model and data: a ``MODEL``, recipe, preset or variable that
+    contradicts them is an error (Lightning would rebuild the checkpoint's model, yet take the new data
+    settings, and the run's config would no longer say how it was trained). ``max_epochs`` may change."""
+    saved_data = {"class_path": info.data.get("_class_path"), "init_args": info.data} if info.data else {}
+    saved = _leaves({"model": info.hparams, "data": saved_data})
+    given = _leaves({"model": model, "data": data})
+    changed = [
+        f"{k}={given[k]!r} (the checkpoint's: {saved[k]!r})"
+        for k in given
+        if k in saved and given[k] != saved[k] and k not in MAY_CHANGE
+    ]
+    if changed:
+        raise ConfigError(
+            f"resuming {info.path} with other settings than it was trained with: {'; '.join(changed[:3])}"
+            f"{' ...' if len(changed) > 3 else ''}. Give the first command's MODEL, PRESET and variables "
+            "(only EPOCHS may change), or train a new run"
         )
 
 

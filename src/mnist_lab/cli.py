@@ -25,7 +25,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from mnist_lab.checkpoints import check_net_args, check_resumable, read_checkpoint, resolve
+from mnist_lab.checkpoints import check_net_args, check_resumable, check_same_settings, read_checkpoint, resolve
 from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.recovery import stop_signals
@@ -110,6 +110,9 @@ class TemplateCLI(LightningCLI):
         if not self.config.get("subcommand"):
             return
         config = self.config[self.config.subcommand]
+        seed = config.get("seed_everything")
+        if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+            raise ConfigError(f"seed_everything must be in [0, 2**32 - 1] (or true, or false), got {seed}")
         typed = [str(a) for a in (args if isinstance(args, (list, tuple)) else sys.argv[1:] if args is None else [])]
         if not config.get("ckpt_path"):
             if self.config.subcommand != "fit" and not config.allow_untrained:
@@ -121,12 +124,17 @@ class TemplateCLI(LightningCLI):
         logger = config.trainer.get("logger")
         logger_args = logger.get("init_args") if hasattr(logger, "get") else None
         uri = resolve_tracking_uri(logger_args.get("tracking_uri") if logger_args else None)
-        which = "last" if self.config.subcommand == "fit" else "best"  # a run id: resume its last, evaluate its best
-        path = resolve(str(config.ckpt_path), Path(config.trainer.get("default_root_dir") or "."), uri, which)
+        fit = self.config.subcommand == "fit"
+        which = "last" if fit else "best"  # a run id: resume its last, evaluate its best
+        experiment = logger_args.get("experiment_name") if fit and logger_args else None  # `last`: its interrupted run
+        root = Path(config.trainer.get("default_root_dir") or ".")
+        path = resolve(str(config.ckpt_path), root, uri, which, experiment)
         config.ckpt_path = str(path)
         info = read_checkpoint(path)
-        check_net_args(typed, info)
-        if self.config.subcommand == "fit":
+        if not fit:  # evaluating: the checkpoint's network replaces the config's, unless one was typed
+            check_net_args(typed, info)
+        else:
+            check_same_settings(config.model.as_dict(), config.data.as_dict(), info)
             scheduler = config.model.get("scheduler")
             check_resumable(info, config.trainer.get("max_epochs"), str(scheduler and scheduler.get("class_path")))
             if logger_args is not None and info.run and info.run.get("tracking_uri") == uri:
@@ -145,9 +153,11 @@ class TemplateCLI(LightningCLI):
         self.datamodule.prepare_data()
         if self.subcommand != "fit":
             return
-        max_epochs = self.trainer.max_epochs
-        if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
-            raise ConfigError(f"max_epochs must be at least 1 (or -1 with max_steps), got {max_epochs}")
+        max_epochs, max_steps = self.trainer.max_epochs, self.trainer.max_steps
+        if max_epochs is not None and (max_epochs == 0 or max_epochs < -1 or (max_epochs == -1 and max_steps < 1)):
+            raise ConfigError(
+                f"max_epochs must be at least 1 (or -1, endless, with --trainer.max_steps=<steps>), got {max_epochs}"
+            )
         if self.model.hparams.get("scheduler_interval") == "epoch" and (max_epochs is None or max_epochs < 1):
             raise ConfigError("scheduler_interval=epoch plans the schedule over max_epochs: give max_epochs >= 1")
         try:  # build the optimiser and schedule once on the real parameters, then throw them away

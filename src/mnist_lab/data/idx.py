@@ -40,11 +40,16 @@ def check_idx(path: Path, item_shape: tuple[int, ...]) -> int:
     return dims[0]
 
 
-def check_mnist_raw(raw_dir: Path) -> int:
-    """Check the four files, and each image file against its label file's count; return the training count."""
+def check_mnist_raw(raw_dir: Path, num_classes: int = 10) -> int:
+    """Check the four files, each image file against its label file's count, and the labels against
+    ``num_classes`` (a byte out of range passes every header check); return the training count."""
     counts = {name: check_idx(raw_dir / name, shape) for name, shape in MNIST_FILES.items()}
     for split in ("train", "t10k"):
         images, labels = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
         if images != labels:
             raise DataError(f"{raw_dir}: {split} has {images} images but {labels} labels")
+        path = raw_dir / f"{split}-labels-idx1-ubyte"
+        top = max(path.read_bytes()[8:], default=0)  # after the 8-byte header: one byte a label
+        if top >= num_classes:
+            raise DataError(f"{path} holds label {top}, but the dataset has {num_classes} classes: corrupt")
     return counts["train-labels-idx1-ubyte"]
