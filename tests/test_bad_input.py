@@ -26,6 +26,8 @@ BAD_SETTINGS = [
     ([LEAKY, "--model.net.init_args.activation_args={negative_slope: abc}"], "negative_slope must be a number"),
     (["--model.optimizer.init_args.lr=-1"], "Invalid learning rate: -1"),
     (["--trainer.max_epochs=0"], "max_epochs must be at least 1"),
+    (["--trainer.max_epochs=-1"], "(or -1, endless, with --trainer.max_steps=<steps>), got -1"),  # what EPOCHS=0 says
+    (["--seed_everything=-5"], "seed_everything must be in [0, 2**32 - 1] (or true, or false), got -5"),
     (["--ckpt_path=missing.ckpt"], "checkpoint 'missing.ckpt' does not exist"),
     (["--ckpt_path=0123456789abcdef0123456789abcdef"], "no MLflow run 0123456789abcdef0123456789abcdef"),
     (["--model.optimizer.init_args.lr=abc"], "model.optimizer: Expected a <class 'float'> (Given value: abc)"),
@@ -78,6 +80,16 @@ def test_missing_and_corrupt_data_fail_before_any_run(
         main(tiny_args("fit", tmp_path / "corrupt"))
     assert exit_.value.code == 2
     assert "truncated" in capsys.readouterr().err
+    labels = tmp_path / "labels" / "MNIST" / "raw"
+    labels.mkdir(parents=True)
+    for f in (fake_mnist / "MNIST" / "raw").iterdir():  # valid headers and lengths, one label byte 84
+        (labels / f.name).write_bytes(
+            f.read_bytes()[:-1] + (b"\x54" if "train-labels" in f.name else f.read_bytes()[-1:])
+        )
+    with pytest.raises(SystemExit) as exit_:
+        main(tiny_args("fit", tmp_path / "labels"))
+    assert exit_.value.code == 2
+    assert "holds label 84, but the dataset has 10 classes" in capsys.readouterr().err
     assert not Path("outputs").exists()
     assert_no_run_left(tracking_uri)
 
