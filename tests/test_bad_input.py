@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,3 +137,21 @@ def test_make_serve_with_an_unknown_run_is_one_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "error: no MLflow run 0123456789abcdef0123456789abcdef" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.subprocess
+def test_a_package_installed_without_the_repository_finds_the_configs_in_the_working_directory(tmp_path: Path) -> None:
+    for package in ("mnist_lab", "lab"):  # as `pip install .` puts them: without configs/ beside them
+        shutil.copytree(REPO / "src" / package, tmp_path / "site" / package)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copytree(REPO / "configs", tmp_path / "checkout" / "configs")
+    command = [sys.executable, "-m", "mnist_lab", "fit", f"--data.data_dir={tmp_path}", "--data.download=false"]
+    elsewhere = subprocess.run(
+        command[:4], capture_output=True, text=True, cwd=tmp_path / "elsewhere", env=env, timeout=120
+    )
+    assert elsewhere.returncode == 2
+    assert "(no configs/defaults.yaml here: run it in the repository, or give --config <file>)" in elsewhere.stderr
+    checkout = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path / "checkout", env=env, timeout=120)
+    assert checkout.returncode == 2, checkout.stderr[-2000:]
+    assert "error: MNIST is missing from" in checkout.stderr, "the defaults parse: only the data is missing"

@@ -31,7 +31,11 @@ from mnist_lab.models.classifier import Classifier
 from mnist_lab.recovery import stop_signals
 from mnist_lab.tracking.logger import resolve_tracking_uri, run_logger
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The checkout's configs/ (an editable install); a package installed on its own finds them in the working directory.
+CONFIG_DIR = next(
+    (d for d in (Path(__file__).resolve().parents[2] / "configs", Path("configs").resolve()) if d.is_dir()),
+    Path("configs"),
+)
 DEFAULT_CONFIGS = [CONFIG_DIR / "defaults.yaml", CONFIG_DIR / "net" / "mlp.yaml"]
 LINKED = {"num_classes": "num_classes", "input_shape": "image_shape"}  # network/model argument <- data attribute
 
@@ -48,6 +52,8 @@ class OneLineErrors(LightningArgumentParser):
         given = next((line.strip() for line in lines if line.strip().startswith("Given value:")), "")
         given = given.split(". Got value:")[0]
         what = ".".join(keys) + ": " if keys else ""
+        if "required" in reason and not all(f.is_file() for f in DEFAULT_CONFIGS):
+            reason += f" (no {DEFAULT_CONFIGS[0]} here: run it in the repository, or give --config <file>)"
         sys.stderr.write(f"error: {what}{reason}{f' ({given})' if given else ''}\n")
         prog = self.prog.replace(" [options]", "").replace("__main__.py", "python -m mnist_lab")
         sys.stderr.write(f"  (see `{prog} --help`)\n")
