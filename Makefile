@@ -24,7 +24,7 @@ WIDTH      ?=#                MLP hidden units per layer (MODEL=mlp only)
 DATASET    ?=#                mnist (default) | fashion_mnist | kmnist: files in DATA_DIR/<MNIST|FashionMNIST|KMNIST>/raw
 DATA_DIR   ?= data/#          torchvision root holding MNIST/raw (FashionMNIST/raw, KMNIST/raw)
 EXPERIMENT ?=#                MLflow experiment name (default: mnist)
-RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
+RESUME     ?=#                continue a run: last (the newest KILLED/FAILED one) | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
 RUN        ?=#                `make serve`: the MLflow run id whose model to serve
