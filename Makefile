@@ -98,12 +98,18 @@ fit-only: check-model ## Fit without the final test
 fashion-data: ## Fashion-MNIST into DATA_DIR/FashionMNIST/raw from Debian's package (no internet needed)
 	scripts/get_fashion_mnist.sh "$(DATA_DIR)"
 
-ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
+.PHONY: check-port
+check-port:  # a busy PORT is one error line, not a traceback (serve) or an exit code 0 (ui)
+	@$(PY) -c 'import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+		s.bind(("127.0.0.1", int("$(PORT)")))' 2>/dev/null \
+		|| { echo "error: cannot listen on port $(PORT) (in use?): choose another with PORT=, e.g. PORT=5001" >&2; exit 2; }
+
+ui: check-port ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--artifacts-destination mlruns/artifacts
 
-serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
+serve: check-port ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
 	@uri=$$(MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.checkpoints "$(RUN)") && \
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \

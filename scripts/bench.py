@@ -20,7 +20,8 @@ An epoch is one training pass plus one validation pass; its time is the median o
 after the first (warm-up), as wall time and as this process's CPU time (``time.process_time``: on a
 machine shared with other jobs, the CPU time of a single-threaded run is the steadier of the two;
 DataLoader workers' CPU is not in it). Images per second count training plus validation images.
-Writes ``<out>.json`` and ``<out>.md`` and logs both, with every figure, to MLflow (experiment ``bench``).
+Writes ``<out>.json`` and ``<out>.md`` and logs both, with every figure, to MLflow (experiment ``bench``);
+``--quick`` (a smoke run, no measurement) writes to the untracked ``outputs/bench_quick.*`` and says so.
 """
 
 from __future__ import annotations
@@ -410,6 +411,9 @@ def machine() -> dict[str, Any]:
     }  # fmt: skip
 
 
+QUICK_CAVEAT = "**Quick mode: a few batches, to check that the bench runs; its times and ratios measure nothing.**"
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -420,6 +424,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{'quick mode; ' if report['quick'] else ''}load average at start {m['load_avg_at_start']:.2f}; "
         f"{report['date']}.",
         "",
+        *([QUICK_CAVEAT, ""] if report["quick"] else []),
         "| model | variant | epoch wall s (median) | epoch CPU s (median) | images/s (wall) |",
         "|---|---|---|---|---|",
     ]
@@ -482,7 +487,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit-val-batches", type=int, default=None, help="validation batches per epoch (all)")
     parser.add_argument("--val-size", type=int, default=None, help="validation images (default: the config's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default=None, help="<out>.json, <out>.md (reports/bench; quick: reports/bench_quick)")
+    parser.add_argument("--out", default=None, help="<out>.json, <out>.md (reports/bench; quick: outputs/bench_quick)")
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
@@ -490,7 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.epochs, args.repeats = min(args.epochs, 2), 1
         args.limit_train_batches = args.limit_train_batches or 4
         args.limit_val_batches = args.limit_val_batches or 2
-    args.out = args.out or ("reports/bench_quick" if args.quick else "reports/bench")
+    args.out = args.out or ("outputs/bench_quick" if args.quick else "reports/bench")  # quick: not a report
     if args.threads:
         torch.set_num_threads(args.threads)
 

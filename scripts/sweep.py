@@ -20,6 +20,7 @@ from mnist_lab.parallel import threads_per_job
 from mnist_lab.sweep.runner import (
     DEFAULT_STORAGE,
     check_space,
+    fail_killed,
     make_study,
     open_parent,
     open_storage,
@@ -29,6 +30,7 @@ from mnist_lab.sweep.runner import (
     summarise,
 )
 from mnist_lab.sweep.spec import load_spec
+from mnist_lab.sweep.trial import PARENT_ATTR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,21 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    todo = remaining(study, spec.n_trials)
-    jobs = max(1, min(args.jobs, todo))
-    print(f"sweep {name!r}: {todo} trial(s) to run of {spec.n_trials}, {jobs} process(es); storage {args.storage}")
     code = 0
-    if jobs == 1 and todo:
-        code = optimize(study, spec, todo, parent.run_id, extra)
-    elif todo:
-        script = [sys.executable, str(Path(__file__).resolve()), "--worker-of", parent.run_id]
-        shares = [todo // jobs + (i < todo % jobs) for i in range(jobs)]  # argv last: it may hold `--`
-        code = run_workers([[*script, f"--worker-trials={n}", *argv] for n in shares], threads_per_job(jobs))
-    print(summarise(parent, study, spec.metric), flush=True)
-    if code:  # a signal stopped the sweep: RunLogger ends the parent run KILLED
-        parent.stopped_by = KeyboardInterrupt()
-        print(f"sweep stopped; continue it with `make sweep RESUME=1` (or --resume --name {name})", file=sys.stderr)
-    parent.finalize("failed" if code else "success")
+    try:  # whatever ends it (an error, a signal), the parent run ends: FINISHED, FAILED or KILLED, never RUNNING
+        study.set_user_attr(PARENT_ATTR, parent.run_id)  # how any process finds the sweep's runs
+        todo = remaining(study, spec.n_trials)
+        jobs = max(1, min(args.jobs, todo))
+        print(f"sweep {name!r}: {todo} trial(s) to run of {spec.n_trials}, {jobs} process(es); storage {args.storage}")
+        if jobs == 1 and todo:
+            code = optimize(study, spec, todo, parent.run_id, extra)
+        elif todo:
+            script = [sys.executable, str(Path(__file__).resolve()), "--worker-of", parent.run_id]
+            shares = [todo // jobs + (i < todo % jobs) for i in range(jobs)]  # argv last: it may hold `--`
+            code = run_workers([[*script, f"--worker-trials={n}", *argv] for n in shares], threads_per_job(jobs))
+        fail_killed(study, wait=True)
+        print(summarise(parent, study, spec.metric), flush=True)
+    except BaseException as err:
+        parent.stopped_by = err  # RunLogger ends the run KILLED (a signal) or FAILED
+        raise
+    finally:
+        if code:  # a signal stopped the sweep, or killed a worker: RunLogger ends the parent run KILLED
+            parent.stopped_by = parent.stopped_by or KeyboardInterrupt()
+            print(f"sweep stopped; continue it with `make sweep RESUME=1` (or --resume --name {name})", file=sys.stderr)
+        parent.finalize("failed" if code or parent.stopped_by else "success")
     return code
 
 

@@ -234,3 +234,44 @@ def test_a_sweep_stopped_by_sigterm_resumes_into_the_same_parent(
     assert sorted(int(c.data.tags["sweep.trial"]) for c in children) == list(range(4))
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert resumed.data.metrics["trials/complete"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_worker_killed_by_sigkill_leaves_its_run_killed_under_the_parent(
+    repo_root: Path, fake_mnist: Path, tmp_path: Path, tracking_uri: str
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sweep = write_sweep(tmp_path, PLAIN, n_trials=2)
+    cmd = [sys.executable, str(repo_root / "scripts" / "sweep.py"), f"--sweep={sweep}", f"--storage={storage}"]
+    proc = subprocess.Popen(  # a trial each; long enough to be caught training
+        [*cmd, "--jobs=2", f"--data-dir={fake_mnist}", "--", "--trainer.max_epochs=6"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    client, deadline = MlflowClient(tracking_uri), time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # both workers are training: kill one outright
+        experiment = client.get_experiment_by_name("sweeps")
+        if experiment and len(client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")) == 3:
+            break
+        time.sleep(0.1)
+    worker = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+    subprocess.run(["kill", "-9", str(worker)], check=True)
+    output = proc.communicate(timeout=240)[0]
+    assert proc.returncode == 128 + signal.SIGKILL, output[-3000:]  # the killed worker's share was not run
+    assert "RESUME=1" in output and "ended KILLED" in output
+
+    study = optuna.load_study(study_name="plain", storage=storage)
+    assert sum(t.state == States.FAIL for t in study.trials) == 1 and States.RUNNING not in {
+        t.state for t in study.trials
+    }
+    (parent,), children = runs_by_role(tracking_uri)
+    assert parent.info.status == "KILLED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}  # none orphaned
+    (killed,) = [c for c in children if c.info.status == "KILLED"]
+    assert killed.data.tags["sweep.state"] == "failed" and "killed" in killed.data.tags["error"]
+    (failed,) = [t for t in study.trials if t.state == States.FAIL]
+    assert killed.data.tags["sweep.trial"] == str(failed.number)
+    assert all(c.info.status == "FINISHED" for c in children if c is not killed)

@@ -15,6 +15,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 import mnist_lab
 from mnist_lab.cli import main
@@ -148,8 +149,11 @@ def test_artifacts_config_checkpoint_and_figures(tracked: TrackedRun, tmp_path: 
 def test_logged_model_loads_and_predicts(tracked: TrackedRun) -> None:
     mlflow.set_tracking_uri(tracked.uri)
     model = mlflow.pytorch.load_model(f"runs:/{tracked.id}/classifier")
-    logits = model(torch.zeros(5, 1, 28, 28))
+    assert isinstance(model, torch.nn.Module) and isinstance(model.net, MLP)  # not a torch.export program
+    logits = model.eval()(torch.zeros(5, 1, 28, 28))
     assert logits.shape == (5, 10)
+    with pytest.raises(MlflowException, match="NaN or infinite"):
+        model(torch.full((1, 1, 28, 28), float("nan")))
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{tracked.id}/classifier")
     assert pyfunc.metadata.signature is not None
     assert pyfunc.metadata.metadata["class_names"] == [str(k) for k in range(10)]
@@ -199,6 +203,7 @@ def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: Trac
     import socket
     import subprocess
     import time
+    import urllib.error
     import urllib.request
 
     with socket.socket() as s:
@@ -213,21 +218,26 @@ def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: Trac
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+    def request(images: np.ndarray) -> urllib.request.Request:
+        body = json.dumps({"inputs": images.tolist()}).encode()  # NaN as JSON's NaN, as Python's json writes it
+        headers = {"Content-Type": "application/json"}
+        return urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers=headers)
+
     try:
-        body = json.dumps({"inputs": np.zeros((2, 1, 28, 28)).tolist()}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-        )
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(request, timeout=10) as response:
+                with urllib.request.urlopen(request(np.zeros((2, 1, 28, 28))), timeout=10) as response:
                     predictions = json.loads(response.read())["predictions"]
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("mlflow models serve did not answer:\n" + (tracked.workdir / "serve.log").read_text())
                 time.sleep(1)
+        with pytest.raises(urllib.error.HTTPError) as refused:  # not NaN logits, which are no JSON
+            urllib.request.urlopen(request(np.full((1, 1, 28, 28), np.nan)), timeout=10)
+        assert refused.value.code == 400 and "NaN or infinite" in json.loads(refused.value.read())["message"]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

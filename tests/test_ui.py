@@ -145,3 +145,20 @@ def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
     assert shot.stat().st_size > 10_000
     if os.environ.get("UI_SCREENSHOT"):
         shutil.copy(shot, os.environ["UI_SCREENSHOT"])
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("target", [["ui"], ["serve", "RUN=0123456789abcdef0123456789abcdef"]])
+def test_a_busy_port_is_one_error_line(repo_root: Path, target: list[str]) -> None:
+    with socket.socket() as busy:  # another server on the port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            ["make", "-s", *target, f"PORT={port}"], cwd=repo_root, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: cannot listen on port {port} (in use?): choose another with PORT=, e.g. PORT=5001"
+    ]
+    assert "Traceback" not in result.stderr

@@ -26,21 +26,23 @@ def load_bench():
 
 @pytest.fixture(scope="module")
 def quick_report(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
-    out = tmp_path_factory.mktemp("bench")
-    uri = f"sqlite:///{out / 'mlflow.db'}"
+    here = tmp_path_factory.mktemp("bench")
+    uri = f"sqlite:///{here / 'mlflow.db'}"
     bench = load_bench()
-    report = bench.main(
-        ["--data-dir", str(fake_mnist), "--quick", "--limit-train-batches", "2", "--limit-val-batches", "1",
-         "--val-size", "200", "--out", str(out / "bench"),
-         "--tracking-uri", uri]
-    )  # fmt: skip
-    return report, out, uri
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(here)  # where a quick bench writes by default: outputs/ (untracked), not reports/
+        report = bench.main(
+            ["--data-dir", str(fake_mnist), "--quick", "--limit-train-batches", "2", "--limit-val-batches", "1",
+             "--val-size", "200", "--tracking-uri", uri]
+        )  # fmt: skip
+    assert not (here / "reports").exists()
+    return report, here / "outputs", uri
 
 
 def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report: tuple[dict, Path, str]) -> None:
     report, out, _ = quick_report
     bench = load_bench()
-    saved = json.loads((out / "bench.json").read_text())
+    saved = json.loads((out / "bench_quick.json").read_text())
     assert saved["models"].keys() == {"mlp", "cnn"} == report["models"].keys()
     for key in ("cpu", "cpu_cores", "torch_threads", "gpu", "torch", "lightning"):
         assert key in saved["machine"]
@@ -61,8 +63,8 @@ def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
 ) -> None:
     report, out, uri = quick_report
     bench = load_bench()
-    text = (out / "bench.md").read_text()
-    assert "--quick" in text  # the command it was made with
+    text = (out / "bench_quick.md").read_text()
+    assert "--quick" in text and bench.QUICK_CAVEAT in text  # the command it was made with; no measurement
     assert all(text.count(f"| {label} |") == 2 for label in bench.VARIANTS.values())  # a row per model
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(report["mlflow_run_id"])
@@ -74,7 +76,7 @@ def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
         for clock in ("ratio", "cpu_ratio"):
             assert len([k for k in run.data.metrics if k.startswith(f"{model}/{clock}/")]) == len(bench.RATIOS)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"bench.json", "bench.md"} <= artifacts
+    assert {"bench_quick.json", "bench_quick.md"} <= artifacts
 
 
 def test_hand_written_networks_match_the_configs(capsys: pytest.CaptureFixture) -> None:

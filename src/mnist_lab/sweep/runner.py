@@ -1,11 +1,13 @@
 """The Optuna study, shared in RDB storage by every process that opens it (``JOBS``, other machines), its parent
-MLflow run, and the processes that run its trials; a killed process's trial, its heartbeat stale, ends FAIL."""
+MLflow run, and the processes that run its trials; a killed process's trial, its heartbeat stale, ends FAIL
+and its run KILLED."""
 
 import contextlib
 import io
 import signal
 import subprocess
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,12 +20,13 @@ from mnist_lab.cli import main
 from mnist_lab.errors import ConfigError
 from mnist_lab.parallel import job_env
 from mnist_lab.sweep.spec import SweepSpec
-from mnist_lab.sweep.trial import RUN_ID_ATTR, SweepStopped, end_stale_run, run_trial
+from mnist_lab.sweep.trial import RUN_ID_ATTR, SweepStopped, end_failed_runs, run_trial
 from mnist_lab.tracking import RunLogger, resolve_tracking_uri
 from mnist_lab.tracking.nesting import newest_tagged_run
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what n_trials counts
+HEARTBEAT_S = 10  # a trial's heartbeat; Optuna fails a trial silent for twice as long
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -34,7 +37,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         engine = {"connect_args": {"timeout": 120}}  # JOBS processes take turns writing the one file
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=10, heartbeat_stale_trial_callback=end_stale_run
+            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, heartbeat_stale_trial_callback=end_failed_runs
         )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's many errors all mean "cannot use this storage"
         raise ConfigError(f"cannot open the Optuna storage {url}: {type(err).__name__}: {err}") from None
@@ -59,9 +62,20 @@ def make_study(spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, 
     return study
 
 
+def fail_killed(study: optuna.Study, wait: bool = False) -> None:
+    """Fail the trials of killed processes (stale heartbeats) and end their runs KILLED. ``wait`` (this sweep's
+    processes have ended): trials still RUNNING were a killed process's or another machine's; wait until a killed
+    one's heartbeat is stale, rather than leave its run RUNNING."""
+    if wait and (running := study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))):
+        print(f"{len(running)} trial(s) still RUNNING: waiting {2 * HEARTBEAT_S} s for their heartbeats", flush=True)
+        time.sleep(2 * HEARTBEAT_S)
+    optuna.storages.fail_stale_trials(study)
+    end_failed_runs(study)  # also those another process failed without ending their runs
+
+
 def remaining(study: optuna.Study, n_trials: int) -> int:
     """``n_trials`` minus the complete and pruned trials: failed ones, a killed process's included, run again."""
-    optuna.storages.fail_stale_trials(study)
+    fail_killed(study)
     return max(0, n_trials - len(study.get_trials(deepcopy=False, states=COUNTED)))
 
 
@@ -102,7 +116,8 @@ def optimize(study: optuna.Study, spec: SweepSpec, n_trials: int, parent_run_id:
 
 def run_workers(commands: list[list[str]], threads: int) -> int:
     """Run one process per command, each in its own session: a terminal's Ctrl-C reaches only this one, which passes
-    each SIGINT/SIGTERM on once (a second stops a run without its checkpoint); return 0, or 128 + n for signal n."""
+    each SIGINT/SIGTERM on once (a second stops a run without its checkpoint); return 0, or 128 + n for signal n
+    (one this process received, or one that killed a worker: ``kill -9``)."""
     procs = [subprocess.Popen(command, env=job_env(threads), start_new_session=True) for command in commands]
     received: list[int] = []
 
@@ -113,7 +128,7 @@ def run_workers(commands: list[list[str]], threads: int) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
-    codes = [proc.wait() for proc in procs]
+    codes = [128 - code if code < 0 else code for code in (proc.wait() for proc in procs)]  # -n: killed by n
     return 128 + received[0] if received else max((code for code in codes if code > 128), default=0)
 
 

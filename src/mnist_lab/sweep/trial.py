@@ -1,6 +1,8 @@
 """One Optuna trial: ``make train`` in-process (``mnist_lab.cli.main``), the sampled values its last arguments."""
 
+import json
 import math
+import os
 import signal
 
 import lightning as L
@@ -11,9 +13,10 @@ from optuna_integration import PyTorchLightningPruningCallback
 from mnist_lab.cli import main
 from mnist_lab.sweep.spec import SweepSpec
 from mnist_lab.tracking import resolve_tracking_uri, run_logger
-from mnist_lab.tracking.nesting import PARENT_TAG
+from mnist_lab.tracking.nesting import PARENT_TAG, tagged_runs
 
 RUN_ID_ATTR = "mlflow_run_id"  # the trial's user attribute naming its MLflow run
+PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attribute naming the sweep's parent run
 
 
 class SweepStopped(KeyboardInterrupt):
@@ -21,7 +24,7 @@ class SweepStopped(KeyboardInterrupt):
 
 
 class TrialCallback(PyTorchLightningPruningCallback):
-    """The pruning callback that also tags the run as the trial's child run; a pruned run ends FINISHED."""
+    """The pruning callback that also names the trial's run in Optuna; a pruned run ends FINISHED."""
 
     def __init__(self, trial: optuna.Trial, monitor: str, experiment: str, tags: dict[str, str]) -> None:
         super().__init__(trial, monitor)
@@ -32,8 +35,6 @@ class TrialCallback(PyTorchLightningPruningCallback):
         logger = run_logger(trainer)
         if logger is not None and self.run_id is None:
             self.run_id = logger.run_id
-            for key, value in self.tags.items():
-                logger.experiment.set_tag(self.run_id, key, value)
             self._trial.set_user_attr(RUN_ID_ATTR, self.run_id)  # for the summary and a killed process's cleanup
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
@@ -54,13 +55,20 @@ class TrialCallback(PyTorchLightningPruningCallback):
             client.set_tag(self.run_id, "error", error[:5000])
 
 
-def end_stale_run(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna failed the trial of a killed process (its heartbeat went stale): end its run KILLED, tagged failed."""
-    if run_id := trial.user_attrs.get(RUN_ID_ATTR):
-        client = MlflowClient(resolve_tracking_uri())
-        client.set_tag(run_id, "sweep.state", "failed")
-        client.set_tag(run_id, "error", "its process was killed: Optuna marked the trial FAIL (stale heartbeat)")
-        client.set_terminated(run_id, "KILLED")
+def end_failed_runs(study: optuna.Study, *_: object) -> None:
+    """End KILLED, tagged failed, the child runs still RUNNING whose trial Optuna failed: their process was killed
+    (a stale heartbeat). Optuna's stale-trial callback (any process, any machine), and the sweep's start and end."""
+    if not (parent := study.user_attrs.get(PARENT_ATTR)):
+        return
+    client = MlflowClient(resolve_tracking_uri())
+    failed = {str(t.number) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))}
+    for run in tagged_runs(client, client.get_run(parent).info.experiment_id, {PARENT_TAG: parent}, "RUNNING"):
+        if (number := run.data.tags.get("sweep.trial")) in failed:
+            run_id = run.info.run_id
+            client.set_tag(run_id, "sweep.state", "failed")
+            client.set_tag(run_id, "error", "its process was killed: Optuna failed the trial (stale heartbeat)")
+            client.set_terminated(run_id, "KILLED")
+            print(f"trial {number}: its process was killed; its run {run_id} ended KILLED", flush=True)
 
 
 def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: list[str]) -> float:
@@ -70,7 +78,8 @@ def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: l
     callback = TrialCallback(trial, spec.metric, spec.experiment, tags)
     print(f"trial {trial.number}: {params}", flush=True)
     state, error = "failed", ""
-    try:
+    os.environ["MLFLOW_RUN_CONTEXT"] = json.dumps(tags)  # MLflow tags the run with them as it creates it: nested
+    try:  # from the start, so a process killed at any point leaves a child run that end_failed_runs finds
         main(spec.command(params, extra), callbacks=[callback])
         callback.check_pruned()  # under DDP the pruning decision travels through the storage: read it here
         reported = trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values.values()
@@ -90,4 +99,5 @@ def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: l
         error = f"{type(err).__name__}: {err}"
         raise
     finally:
+        os.environ.pop("MLFLOW_RUN_CONTEXT")
         callback.end(state, error)

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 import mnist_lab
@@ -167,27 +167,46 @@ def log_dataset(logger: RunLogger, datamodule: Any) -> None:
     logger.experiment.update_run(logger.run_id, status="RUNNING")
 
 
+class FiniteInput(nn.Module):
+    """The logged model: the network, refusing NaN or infinite input, which would give NaN logits (and `make serve`
+    an answer that is not JSON); MLflow's server answers the error with HTTP 400."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not torch.isfinite(x).all():
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException.invalid_parameter_value("the input holds NaN or infinite values")
+        return self.net(x)
+
+
 def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule, datamodule: Any = None) -> None:
     """Log the network (logits out) as the run's MLflow model, with a signature of the data's image
-    shape, and the dataset and class names (the meaning of each logit) as metadata."""
+    shape, and the dataset and class names (the meaning of each logit) as metadata. Pickled (with the
+    package's code), so ``mlflow.pytorch.load_model`` gives the ``nn.Module``, not MLflow's default
+    ``torch.export`` program, which has no ``.eval()``."""
     import mlflow
     import mlflow.pytorch
     from mlflow.models import infer_signature
 
     net = pl_module.net
     was_training, device = net.training, pl_module.device
-    net.eval().cpu()
+    model = FiniteInput(net).eval().cpu()
     example = torch.zeros(2, *getattr(datamodule, "image_shape", pl_module.example_input_array.shape[1:]))
     with torch.no_grad():
-        signature = infer_signature(example.numpy(), net(example).numpy())
+        signature = infer_signature(example.numpy(), model(example).numpy())
     metadata: dict[str, Any] = {"output": "logits"}
     if datamodule is not None and hasattr(datamodule, "class_names"):
         metadata.update(dataset=str(datamodule.hparams.get("dataset", "")), class_names=list(datamodule.class_names))
     mlflow.set_tracking_uri(logger.tracking_uri)
     with mlflow.start_run(run_id=logger.run_id):  # the run ends FINISHED for a moment; finalize follows
         mlflow.pytorch.log_model(
-            net,
+            model,
             name=MODEL_NAME,
+            serialization_format="pickle",
             input_example=example.numpy(),
             signature=signature,
             metadata=metadata,

@@ -6,14 +6,18 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG  # the tag the UI nests child runs by
 
-__all__ = ["PARENT_TAG", "newest_tagged_run"]
+__all__ = ["PARENT_TAG", "newest_tagged_run", "tagged_runs"]
+
+
+def tagged_runs(client: MlflowClient, experiment_id: str, tags: dict[str, str], status: str = "") -> list[Run]:
+    """The runs of ``experiment_id`` carrying every one of ``tags`` (and ``status``, if given), newest first."""
+    terms = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    terms += [f"attributes.status = '{status}'"] if status else []
+    return client.search_runs([experiment_id], " and ".join(terms), order_by=["attributes.start_time DESC"])
 
 
 def newest_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Run | None:
     """The most recently started run of ``experiment`` carrying every one of ``tags`` (None if none)."""
     found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    runs = client.search_runs([found.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    runs = tagged_runs(client, found.experiment_id, tags) if found is not None else []
     return runs[0] if runs else None
