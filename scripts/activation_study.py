@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel processes")
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "data/"))
     p.add_argument("--claim", nargs="+", metavar="NAME", help=f"claims to run (default all): {', '.join(CLAIMS)}")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration: 42, 43, ... (default 3; quick 1)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration: 42, 43, ... (default 5; quick 1)")
     p.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     p.add_argument("--first-seed", type=int, default=42)
     p.add_argument("--experiment", default="activation-study")
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", metavar="STUDY_ID", help="rebuild the report of an earlier study from MLflow")
     p.add_argument("extra", nargs="*", help="further LightningCLI arguments for every run (after --)")
     args = p.parse_args(argv)
-    count = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    count = args.seeds if args.seeds is not None else (1 if args.quick else 5)
     args.seeds = args.seed_list or list(range(args.first_seed, args.first_seed + count))
     if not args.report_only:  # --report-only picks the default from the study it rebuilds
         args.out = args.out or (QUICK_REPORT if args.quick else FULL_REPORT)

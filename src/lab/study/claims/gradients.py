@@ -45,8 +45,8 @@ VANISHING = Claim(
     ),
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
-        Column("grad first/output (init)", m.grad_ratio("first"), ".2e"),
-        Column("grad first/output (end)", m.grad_ratio("last"), ".2e"),
+        Column("grad first/output (init)", m.grad_ratio("first"), ".2e", log=True),
+        Column("grad first/output (end)", m.grad_ratio("last"), ".2e", log=True),
         Column("val acc", m.val_acc, ".2f", 100, "%"),
     ),
     panels=(
@@ -132,7 +132,7 @@ OUTPUT_LOSS = Claim(
     ),
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
-        Column("output grad (init)", m.output_grad("first"), ".2e"),
+        Column("output grad (init)", m.output_grad("first"), ".2e", log=True),
         Column("val acc epoch 1", m.val_acc_at(1), ".2f", 100, "%"),
         Column("val acc (end)", m.val_acc, ".2f", 100, "%"),
     ),

@@ -101,7 +101,7 @@ INIT = Claim(
     ),
     metrics=("val/acc", "diag/act_std/"),
     columns=(
-        Column("act std last/first (init)", m.std_ratio, ".2e"),
+        Column("act std last/first (init)", m.std_ratio, ".2e", log=True),
         Column("distinct units (min, end)", m.min_distinct, ".0f"),
         Column("val acc", m.val_acc, ".2f", 100, "%"),
     ),
