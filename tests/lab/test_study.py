@@ -210,3 +210,69 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     assert load_script().main(["--report-only", study_id]) == 0
     assert report.is_file() and not (tmp_path / "reports").exists()
     mlflow.set_tracking_uri(uri)
+
+
+@pytest.mark.subprocess
+def test_one_worker_trains_several_configurations_each_its_own_nested_run_with_nothing_leaking(
+    fake_mnist: Path, tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lab.study.grid import QUICK_ARGS, Job, command
+    from lab.study.runner import run_all
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("activation-study")
+    parent = client.create_run(experiment, tags={"study": "s", "study.parent": "true"}).info.run_id
+    sigmoid, relu = VANISHING.variants[:2]
+    jobs = [Job(VANISHING.name, sigmoid, 42), Job(VANISHING.name, relu, 43), Job(VANISHING.name, sigmoid, 42)]
+    tiny = [*QUICK_ARGS, "--data.val_size=200", "--model.net.init_args.width=16"]
+
+    def cli(job: Job) -> list[str]:
+        return command(
+            job,
+            study_id="s",
+            parent_run_id=parent,
+            experiment="activation-study",
+            data_dir=str(fake_mnist),
+            claim_args=VANISHING.args,
+            extra=tiny,
+        )
+
+    assert run_all(jobs, cli, 1, tmp_path / "logs", lambda job: 1.0) == []
+    out = capsys.readouterr().out
+    assert "[3/3] ok" in out and "min left" in out
+    logs = sorted((tmp_path / "logs").iterdir())
+    assert len({log.read_text().splitlines()[0] for log in logs}) == 1  # one worker process trained all three
+
+    children = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
+    assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
+    for run in children:
+        params = run.data.params
+        variant = sigmoid if run.data.tags["study.variant"] == sigmoid.name else relu
+        assert params["model/net/init_args/activation"] == variant.overrides[0].split("=")[1], params
+        assert params["seed_everything"] == run.data.tags["study.seed"]
+        assert params["model/net/init_args/depth"] == "8" and "diag/grad_norm/0" in run.data.metrics
+    # the same configuration and seed, before and after another run in the same process: the same numbers
+    first, again = [r.data.metrics for r in children if r.data.tags["study.variant"] == sigmoid.name]
+    assert first["val/acc"] == again["val/acc"] and first["diag/grad_norm/0"] == again["diag/grad_norm/0"]
+
+
+def test_a_run_in_process_keeps_its_output_in_its_log_and_leaves_the_process_as_it_found_it(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+
+    import mlflow
+    import torch
+
+    from lab.study.runner import run_one
+
+    handlers, threads = signal.getsignal(signal.SIGINT), torch.get_num_threads()
+    code, _ = run_one(["fit", "--model.net.init_args.activation=nope"], 1, tmp_path / "run.log")
+    assert code == 2  # the CLI's one-line error, caught: the worker lives on to the next run
+    log = (tmp_path / "run.log").read_text()
+    assert log.startswith("worker process") and "error:" in log and "nope" in log
+    assert "nope" not in capfd.readouterr().err  # the run's output went to its log, not to the terminal
+    print("after")  # the descriptors are back
+    assert capfd.readouterr().out == "after\n"
+    assert signal.getsignal(signal.SIGINT) is handlers and mlflow.active_run() is None
+    torch.set_num_threads(threads)
