@@ -9,6 +9,13 @@ from lab.study.plots import figure
 from lab.study.results import RunRecord
 from lab.study.stats import RULES
 
+FIGURE_NOTE = (
+    "Lines: the mean over seeds with a band of ± 1 standard deviation (on a log axis the geometric mean ×/÷ the "
+    "geometric standard deviation; a value of exactly 0 cannot be drawn there and the legend counts it), or each "
+    "seed on its own where the seeds split into two outcomes; curves "
+    "run over training steps, depth panels over the layers; accuracies in percent, as in the table."
+)
+
 
 def table(claim: Claim, groups: dict[str, list[RunRecord]]) -> str:
     """One row per configuration: seeds, finished runs, and each column as mean ± std (n)."""
@@ -36,7 +43,7 @@ def section(claim: Claim, records: list[RunRecord], verdict: Verdict, image: Pat
     return (
         f"## {claim.title} (`{claim.name}`)\n\n**Claim.** {claim.statement}\n\n"
         f"**Measured.** {claim.measured}{note}\n\n{table(claim, groups)}\n\n"
-        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n"
+        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n*{FIGURE_NOTE}*\n\n"
         f"**Holds?** {verdict.label}.\n\n{comparisons}\n"
     )
 

@@ -57,11 +57,10 @@ DEAD_RELUS = Claim(
         Panel("heatmap", "val accuracy (%)", column=1),
         Panel(
             "curve",
-            "ReLU dead fraction by measurement",
+            "ReLU dead fraction over training",
             key="diag/dead_frac/",
             layer_mean=True,
             only=("relu", f"relu lr={HIGH_LR}", "relu bias=-1"),
-            ylabel="dead fraction",
         ),
     ),
     checks=(
