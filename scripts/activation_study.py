@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         client.set_tag(parent.run_id, "study.header", header)
         n = publish(client, parent.run_id, claims, header, args.out)
         status = "success" if not failures else "failed"
-    except KeyboardInterrupt:  # Ctrl-C also reached the runs (one process group): they end KILLED
-        status = "KILLED"
+    except KeyboardInterrupt as stop:  # Ctrl-C also reached the runs (one process group): they end KILLED
+        parent.stopped_by = stop  # how RunLogger ends a run KILLED
         print(f"study {study_id} stopped; its finished runs stay in MLflow", file=sys.stderr)
         return 130
     finally:

@@ -276,3 +276,47 @@ def test_a_run_in_process_keeps_its_output_in_its_log_and_leaves_the_process_as_
     assert capfd.readouterr().out == "after\n"
     assert signal.getsignal(signal.SIGINT) is handlers and mlflow.active_run() is None
     torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_ctrl_c_stops_the_study_its_running_run_ends_killed_and_queued_runs_never_start(
+    fake_mnist: Path, tmp_path: Path, empty_store: Path
+) -> None:
+    import shutil
+    import signal
+    import time
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, str(REPO / "scripts" / "activation_study.py"), "--quick", "--seeds", "3", "--jobs", "1"]
+    cmd += ["--claim", "vanishing_gradients", "--data-dir", str(fake_mnist), "--", "--data.val_size=200"]
+    cmd += ["--trainer.limit_train_batches=1.0", "--trainer.max_epochs=50"]  # long enough to be caught running
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, **pipes)  # its own process group
+    client = MlflowClient(uri)
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # a child run that has logged a training step
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no run started training"
+            time.sleep(1)
+            experiment = client.get_experiment_by_name("activation-study")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if any(PARENT_TAG in r.data.tags and "train/loss_step" in r.data.metrics for r in runs):
+                break
+        os.killpg(os.getpgid(proc.pid), signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped; its finished runs stay in MLflow" in err
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("study.parent") == "true")
+    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    assert parent.info.status == "KILLED"
+    assert 1 <= len(children) < 3 * len(VANISHING.variants)  # the queued runs never started
+    assert [r.info.status for r in children].count("KILLED") == 1 and "RUNNING" not in {r.info.status for r in children}

@@ -77,12 +77,15 @@ def start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_one(args: list[str], threads: int, log: Path) -> tuple[int, float]:
+def run_one(args: list[str], threads: int, log: Path, stop: Path | None = None) -> tuple[int, float]:
     """One run in this process (``mnist_lab.cli.main``), its output in ``log``; the exit code and seconds.
 
-    Its checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder
-    removed when it ends, so 200 runs do not leave gigabytes under outputs/.
+    When the file ``stop`` exists the study was stopped: the run does not start (exit code 130). Its
+    checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder removed
+    when it ends, so 200 runs do not leave gigabytes under outputs/.
     """
+    if stop is not None and stop.exists():  # queued before Ctrl-C, beyond the reach of cancel_futures
+        return 130, 0.0
     torch.set_num_threads(threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-study-") as root, log.open("w") as out, output_to(out):
@@ -90,8 +93,8 @@ def run_one(args: list[str], threads: int, log: Path) -> tuple[int, float]:
         try:
             main([*args, f"--trainer.default_root_dir={root}"])
             code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+        except SystemExit as end:
+            code = end.code if isinstance(end.code, int) else 0 if end.code is None else 1
         except Exception:  # one broken run must not end the worker and the runs queued behind it
             traceback.print_exc()
             code = 1
@@ -108,13 +111,14 @@ def run_all(
     plan); return the failed jobs' labels."""
     threads = threads_per_job(parallel)
     log_dir.mkdir(parents=True, exist_ok=True)
+    stop = log_dir / "stopped"
     failures: list[str] = []
     planned, done_plan, start = sum(cost(j) for j in jobs), 0.0, time.perf_counter()
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch threads or locks forked
     pool = ProcessPoolExecutor(parallel, mp_context=spawn, initializer=start_worker)
     try:
         futures = {
-            pool.submit(run_one, command(job), threads, log_dir / (job.label.replace("/", "_") + ".log")): job
+            pool.submit(run_one, command(job), threads, log_dir / (job.label.replace("/", "_") + ".log"), stop): job
             for job in jobs
         }
         for n, future in enumerate(as_completed(futures), start=1):
@@ -132,6 +136,7 @@ def run_all(
             if code != 0:
                 failures.append(job.label)
     except BaseException:  # Ctrl-C: queued runs never start; running ones end KILLED by their own handlers
+        stop.touch()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)  # the workers exit: whatever MLflow still queued is written before the report reads it
