@@ -32,7 +32,7 @@ from mnist_lab.cli import main
 from mnist_lab.parallel import threads_per_job
 
 WORKER_START_S = 12.0  # a worker's imports (torch, Lightning, MLflow) before its first run, measured
-RUN_START_S = 4.0  # a run in a warm worker: CLI parsing, data, its MLflow run (a quick run: 8-10 s on loaded cores)
+RUN_START_S = 4.0  # a warm run: CLI parsing, data, its MLflow run (a quick run took 5-6 s on loaded cores)
 QUICK_COST_S = 1.5  # a quick run's training and validation
 
 
