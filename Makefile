@@ -153,7 +153,7 @@ clean: ## Remove outputs/ and caches (keeps mlruns/)
 # lab:begin  (make drop-lab deletes this block) -----------------------------------------------------
 ## Variables of the lab's targets
 DIAG       ?=#                `make train DIAG=false`: no diagnostics (the last callback of configs/defaults.yaml)
-SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 3; QUICK: 1)
+SEEDS      ?=#                `make compare`: seeds per configuration, 42, 43, ... (default 5; QUICK: 1)
 CLAIM      ?=#                `make compare`: claims to run (default all), e.g. CLAIM='saturation init'; `--claim` lists them
 REPORT     ?=#                `make compare`: where the report goes (default reports/activation_study.md; QUICK: outputs/study/)
 BENCH_ARGS ?=#                `make bench`: e.g. BENCH_ARGS='--quick' or '--models mlp --threads 1'

@@ -24,7 +24,7 @@ from lab.study import report
 from lab.study.claims import CLAIMS, Claim, select
 from lab.study.grid import QUICK_ARGS, Job, command
 from lab.study.results import collect, find_parent
-from lab.study.runner import estimate_s, jobs_for, run_all
+from lab.study.runner import cost_s, estimate_s, jobs_for, run_all
 from mnist_lab.errors import ConfigError
 from mnist_lab.tracking.logger import RunLogger, resolve_tracking_uri
 
@@ -35,10 +35,10 @@ QUICK_REPORT = Path("outputs/study/activation_study.md")  # a quick study never 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few batches per run and 1 seed (tests, a smoke check)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel processes")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes training runs in parallel")
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "data/"))
     p.add_argument("--claim", nargs="+", metavar="NAME", help=f"claims to run (default all): {', '.join(CLAIMS)}")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration: 42, 43, ... (default 3; quick 1)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration: 42, 43, ... (default 5; quick 1)")
     p.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     p.add_argument("--first-seed", type=int, default=42)
     p.add_argument("--experiment", default="activation-study")
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", metavar="STUDY_ID", help="rebuild the report of an earlier study from MLflow")
     p.add_argument("extra", nargs="*", help="further LightningCLI arguments for every run (after --)")
     args = p.parse_args(argv)
-    count = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    count = args.seeds if args.seeds is not None else (1 if args.quick else 5)
     args.seeds = args.seed_list or list(range(args.first_seed, args.first_seed + count))
     if not args.report_only:  # --report-only picks the default from the study it rebuilds
         args.out = args.out or (QUICK_REPORT if args.quick else FULL_REPORT)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = estimate_s(claims, args.seeds, args.jobs, args.quick) / 60
     print(
         f"planned: {len(jobs)} runs ({', '.join(f'{c.name} {len(c.variants)}' for c in claims)} configurations "
-        f"x {len(args.seeds)} seed(s)), {args.jobs} in parallel: about {minutes:.0f} min -> {args.out}",
+        f"x {len(args.seeds)} seed(s)) in {args.jobs} worker process(es): about {minutes:.0f} min -> {args.out}",
         flush=True,
     )
     if args.plan:
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start, status = time.perf_counter(), "failed"
     try:
-        failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id)
+        cost = {c.name: cost_s(c, args.quick) for c in claims}
+        failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id, lambda job: cost[job.claim])
         wall = time.perf_counter() - start
         if failures:
             print(f"{len(failures)} failed run(s); logs in {args.out.parent / 'logs' / study_id}", file=sys.stderr)
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         client.set_tag(parent.run_id, "study.header", header)
         n = publish(client, parent.run_id, claims, header, args.out)
         status = "success" if not failures else "failed"
-    except KeyboardInterrupt:  # Ctrl-C also reached the runs (one process group): they end KILLED
-        status = "KILLED"
+    except KeyboardInterrupt as stop:  # Ctrl-C also reached the runs (one process group): they end KILLED
+        parent.stopped_by = stop  # how RunLogger ends a run KILLED
         print(f"study {study_id} stopped; its finished runs stay in MLflow", file=sys.stderr)
         return 130
     finally:

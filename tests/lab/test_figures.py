@@ -61,3 +61,42 @@ def test_study_figures_write_pngs_without_pyplot(claim, tmp_path: Path) -> None:
     path = figure(claim, group(records), tmp_path / f"{claim.name}.png")
     assert path.stat().st_size > 5000
     assert _open_pyplot_figures() == []
+
+
+def test_study_axes_are_in_words_over_training_steps_and_zeros_are_counted_not_drawn_on_a_log_axis() -> None:
+    from lab.study.claims.gradients import OUTPUT_LOSS
+    from lab.study.plots import STEP, draw
+
+    def run(variant: str, seed: int, output_grads: list[float]) -> RunRecord:
+        history = {
+            "val/acc": [(80, 0.90), (160, 0.95)],
+            "diag/grad_norm/0": [(0, 0.1), (5, 0.1), (10, 0.1)],
+            "diag/grad_norm/1": list(zip((0, 5, 10), output_grads, strict=True)),
+        }
+        return RunRecord(OUTPUT_LOSS.name, variant, seed, "FINISHED", {"val/acc": 0.95}, history)
+
+    name = OUTPUT_LOSS.variants[0].name
+    fig = draw(OUTPUT_LOSS, group([run(name, 42, [1.0, 1e-9, 0.0]), run(name, 43, [1.0, 1e-9, 1e-9])]))
+    grads, accuracy = fig.axes[0], fig.axes[1]
+    for ax in (grads, accuracy):
+        assert ax.get_xlabel() == STEP and "/" not in ax.get_ylabel().replace("(L2)", "")
+    assert accuracy.get_ylabel() == "validation accuracy (%)"
+    assert list(accuracy.lines[0].get_xdata()) == [80, 160]  # the validations' training steps, not epochs 1, 2
+    assert list(accuracy.lines[0].get_ydata()) == pytest.approx([90.0, 95.0])  # percent, as in the tables
+    line = grads.lines[0]
+    assert list(line.get_xdata()) == [0, 5, 10] and line.get_ydata()[2] == pytest.approx(1e-9)  # the zero left out
+    assert "1 zero value(s) not drawn" in line.get_label() and min(line.get_ydata()) > 1e-10
+
+
+def test_a_split_group_is_drawn_seed_by_seed_not_as_a_mean() -> None:
+    from lab.study.claims.gradients import VAL_CURVE, VANISHING
+    from lab.study.plots import draw
+
+    def run(seed: int, final: float) -> RunRecord:
+        history = {"val/acc": [(80, 0.5), (160, final)]}
+        return RunRecord(VANISHING.name, "relu", seed, "FINISHED", {"val/acc": final}, history)
+
+    accuracy = draw(VANISHING, group([run(42 + k, v) for k, v in enumerate([0.92, 0.925, 0.11, 0.93, 0.921])]))
+    lines = accuracy.axes[VANISHING.panels.index(VAL_CURVE)].lines
+    assert len(lines) == 5 and "split: each seed" in lines[0].get_label()
+    assert sorted(line.get_ydata()[-1] for line in lines)[0] == pytest.approx(11.0)  # the collapsed seed, as it ended

@@ -1,9 +1,8 @@
-"""The study's runs: one claim's configuration x one seed becomes one ``python -m mnist_lab fit`` process."""
+"""The study's runs: one claim's configuration x one seed becomes one ``mnist_lab fit`` command line."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +66,8 @@ def command(
     claim_args: tuple[str, ...],
     extra: list[str],
 ) -> list[str]:
-    """The CLI invocation: the claim's shared args, then the variant's, then the caller's (the later wins)."""
+    """The CLI arguments (``fit ...``, for ``mnist_lab.cli.main``): the claim's shared args, then the variant's,
+    then the caller's (the later wins)."""
     tags = {
         PARENT_TAG: parent_run_id,
         "study": study_id,
@@ -76,9 +76,6 @@ def command(
         "study.seed": str(job.seed),
     }
     return [
-        sys.executable,
-        "-m",
-        "mnist_lab",
         "fit",
         *BASE_ARGS,
         f"--seed_everything={job.seed}",

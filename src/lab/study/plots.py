@@ -34,27 +34,52 @@ def empty(ax: Axes, title: str, why: str) -> None:
     )
 
 
-def _band(ax: Axes, runs: list[list[float]], label: str, colour: object, log: bool, start: int = 0) -> bool:
-    """Mean ± std over seeds at each position (as far as every seed reaches); False if nothing to draw.
+# The y-axis in words, with units, for the metrics (or prefixes) a line panel draws; accuracies in percent.
+WORDS = {
+    "val/acc": "validation accuracy (%)",
+    "train/acc": "training accuracy (%)",
+    "diag/grad_norm/": "weight-gradient norm (L2)",
+    "diag/saturation/": "saturated units (fraction)",
+    "diag/dead_frac/": "dead units (fraction)",
+    "diag/act_std/": "activation standard deviation",
+    "diag/grad_sign_agreement/": "weight gradients with the majority sign (fraction)",
+}
+PERCENT = ("val/acc", "train/acc")
+STEP = "training step (optimiser updates)"
+LAYER = "layer (0 = first hidden; the last is the output layer when it is logged)"
 
-    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band),
-    since these quantities span orders of magnitude and an arithmetic std would reach below zero.
+
+def _band(ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: object, log: bool) -> bool:
+    """Mean ± std over seeds at each x that every seed reached; False if nothing to draw.
+
+    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band), as in
+    the tables; a value of 0 cannot sit on a log axis, so it is left out and the legend says how many were.
+    Where the seeds split into two outcomes (:func:`lab.study.stats.split_at`) each seed is drawn instead.
     """
     runs = [r for r in runs if r]
     if not runs:
         return False
-    floor = 1e-12
-    length = min(len(r) for r in runs)
-    stats = [summarise(math.log10(max(r[i], floor)) if log else r[i] for r in runs) for i in range(length)]
-    index = [i for i, s in enumerate(stats) if s is not None]
-    xs = [i + start for i in index]
-    centre = [stats[i].mean for i in index]  # type: ignore[union-attr]
-    spread = [stats[i].std for i in index]  # type: ignore[union-attr]
+    xs = sorted(set.intersection(*(set(dict(r)) for r in runs)))
+    points = [dict(r) for r in runs]
+    zeros = sum(p[x] <= 0 for p in points for x in xs) if log else 0
+    stats = {x: summarise(math.log10(p[x]) if log else p[x] for p in points if not log or p[x] > 0) for x in xs}
+    xs = [x for x in xs if stats[x] is not None]
+    if not xs:
+        return False
+    if any(stats[x].split for x in xs):  # type: ignore[union-attr]  # a mean of two outcomes is neither: each seed
+        for k, p in enumerate(points):
+            seed = [(x, p[x]) for x in xs if not log or p[x] > 0]
+            label_k = f"{label} (n={len(runs)}, split: each seed)" if k == 0 else None
+            ax.plot(*zip(*seed, strict=True), marker="o", markersize=2, lw=0.8, color=colour, label=label_k)
+        return True
+    centre = [stats[x].mean for x in xs]  # type: ignore[union-attr]
+    spread = [stats[x].std for x in xs]  # type: ignore[union-attr]
     low = [c - s for c, s in zip(centre, spread, strict=True)]
     high = [c + s for c, s in zip(centre, spread, strict=True)]
     if log:
         centre, low, high = ([10**v for v in values] for values in (centre, low, high))
-    ax.plot(xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)})", color=colour)
+    note = f", {zeros} zero value(s) not drawn" if zeros else ""
+    ax.plot(xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)}{note})", color=colour)
     ax.fill_between(xs, low, high, color=colour, alpha=0.2)
     return True
 
@@ -68,33 +93,40 @@ def _key(record: RunRecord, key: str) -> str:
     return key
 
 
-def _series(record: RunRecord, panel: Panel) -> list[float]:
+def _series(record: RunRecord, panel: Panel) -> list[tuple[float, float]]:
+    """(x, y) pairs: x the layer for a depth panel, else the training step the value was logged at."""
     if panel.kind == "depth":
-        return record.by_depth(panel.key, panel.at)
+        return list(enumerate(record.by_depth(panel.key, panel.at)))
     if panel.layer_mean:
         return record.mean_curve(panel.key)
-    values = record.series(_key(record, panel.key))
+    scale = 100.0 if panel.key in PERCENT else 1.0
+    values = [(step, scale * v) for step, v in record.history.get(_key(record, panel.key), [])]
     if panel.minus:
-        other = record.series(panel.minus)
-        values = [a - b for a, b in zip(values, other, strict=False)]
+        other = dict(record.history.get(panel.minus, []))
+        values = [(step, v - scale * other[step]) for step, v in values if step in other]
     return values
+
+
+def ylabel(panel: Panel) -> str:
+    """The panel's y-axis in words: its own label, else the metric's (:data:`WORDS`)."""
+    head, _, tail = panel.key.rpartition("/")
+    key = f"{head}/" if not tail or tail.lstrip("-").isdigit() else panel.key  # a layer's key: its prefix
+    return panel.ylabel or WORDS.get(key, panel.key)
 
 
 def _lines(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
     colours = colormaps["tab10"]
-    by_epoch = panel.kind == "curve" and panel.key.startswith(("val/", "train/acc"))
     drawn = False
     for k, name in enumerate(variants):
         runs = [_series(r, panel) for r in groups[name]]
-        drawn |= _band(ax, runs, name, colours(k % 10), panel.log, start=1 if by_epoch else 0)
+        drawn |= _band(ax, runs, name, colours(k % 10), panel.log)
     if not drawn:
         return False
     if panel.log:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    xlabel = "epoch" if by_epoch else "measurement (every every_n_steps of the diagnostics)"
-    ax.set_xlabel("layer (0 = first hidden; last = output, if logged)" if panel.kind == "depth" else xlabel)
-    ax.set_ylabel(panel.ylabel or panel.key)
+    ax.set_xlabel(LAYER if panel.kind == "depth" else STEP)
+    ax.set_ylabel(ylabel(panel))
     ax.legend(fontsize=7)
     return True
 
@@ -110,7 +142,8 @@ def _points(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list
         xs, [column.scale * s.mean for _, s in found], yerr=[column.scale * s.std for _, s in found], fmt="o", capsize=4
     )
     ax.set_xticks(xs, [f"{v}\n(n={s.n})" for v, s in found], fontsize=7)
-    ax.set_ylabel(column.title)
+    unit = {"%": " (%)", " pt": " (points)"}.get(column.suffix, "")
+    ax.set_ylabel(f"{column.title}{unit}")
     ax.margins(y=0.3)  # the axis zooms onto the points, so 97.8% and 98.4% look apart
     return True
 

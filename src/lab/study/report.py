@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.study.claims import Claim, Verdict, group
+from lab.study.claims import Claim, Verdict, group, judge
 from lab.study.plots import figure
 from lab.study.results import RunRecord
+from lab.study.stats import RULES
 
-SPREAD_RULE = (
-    "Every number is mean ± sample standard deviation over seeds (n = runs that produced it). A difference "
-    "of means counts as beyond the seed spread when Welch's t-test gives p < 0.05 (its standard error SE = "
-    "sqrt(s1²/n1 + s2²/n2) is shown beside it). With one seed nothing is beyond the spread. A claim "
-    "*holds* when every comparison goes the expected way beyond the spread, *does not hold* when one goes the "
-    "other way beyond it, and is *inconclusive* otherwise."
+FIGURE_NOTE = (
+    "Lines: the mean over seeds with a band of ± 1 standard deviation (on a log axis the geometric mean ×/÷ the "
+    "geometric standard deviation; a value of exactly 0 cannot be drawn there and the legend counts it), or each "
+    "seed on its own where the seeds split into two outcomes; curves "
+    "run over training steps, depth panels over the layers; accuracies in percent, as in the table."
 )
 
 
@@ -35,36 +35,39 @@ def table(claim: Claim, groups: dict[str, list[RunRecord]]) -> str:
     return "\n".join(lines)
 
 
-def section(claim: Claim, records: list[RunRecord], image: Path, report_dir: Path) -> tuple[str, Verdict]:
-    """The claim's section (claim, what was measured, table, figure, verdict) and its verdict."""
+def section(claim: Claim, records: list[RunRecord], verdict: Verdict, image: Path, report_dir: Path) -> str:
+    """The claim's section: claim, what was measured, table, figure, and each sub-claim's verdict."""
     groups = group(records)
-    verdict = claim.verdict(groups)
     comparisons = "\n".join(f"- {line}" for line in verdict.lines) or "- no comparison had data"
     note = f"\n\n*{claim.note}*" if claim.note else ""
-    text = (
+    return (
         f"## {claim.title} (`{claim.name}`)\n\n**Claim.** {claim.statement}\n\n"
         f"**Measured.** {claim.measured}{note}\n\n{table(claim, groups)}\n\n"
-        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n"
+        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n*{FIGURE_NOTE}*\n\n"
         f"**Holds?** {verdict.label}.\n\n{comparisons}\n"
     )
-    return text, verdict
 
 
 def write(claims: list[Claim], records: list[RunRecord], header: str, out: Path) -> list[Path]:
     """Write the report to ``out`` and one PNG per claim beside it (``<stem>/<claim>.png``); return the PNGs."""
     out.parent.mkdir(parents=True, exist_ok=True)
     images, sections, summary = [], [], []
-    for claim in claims:
-        mine = [r for r in records if r.claim == claim.name]
-        image = figure(claim, group(mine), out.parent / out.stem / f"{claim.name}.png")
-        text, verdict = section(claim, mine, image, out.parent)
+    mine = {c.name: [r for r in records if r.claim == c.name] for c in claims}
+    verdicts = judge([(c, group(mine[c.name])) for c in claims])  # Holm over every check of the study
+    for claim, verdict in zip(claims, verdicts, strict=True):
+        image = figure(claim, group(mine[claim.name]), out.parent / out.stem / f"{claim.name}.png")
         images.append(image)
-        sections.append(text)
-        summary.append(
-            f"| [{claim.title}](#{_anchor(claim)}) | {claim.measured.split('. ')[-1].rstrip('.')} | {verdict.label} |"
-        )
-    overview = "| claim | measured | holds? |\n|---|---|---|\n" + "\n".join(summary)
-    out.write_text(f"# Activation study\n\n{header}\n\n{SPREAD_RULE}\n\n{overview}\n\n" + "\n".join(sections))
+        sections.append(section(claim, mine[claim.name], verdict, image, out.parent))
+        link = f"[{claim.title}](#{_anchor(claim)})"
+        for outcome in verdict.outcomes:
+            c, ch = outcome.comparison, outcome.check
+            effect = "—" if c is None else c.describe(claim.columns[ch.column].spec, claim.columns[ch.column].scale)
+            holm_p = "—" if c is None else f"{outcome.p_holm:.2g}"
+            said = ch.says or f"{ch.better} vs {ch.worse}, {outcome.title}"
+            summary.append(f"| {link} | {said} | {effect} | {holm_p} | {outcome.label} |")
+            link = "″"
+    overview = "| claim | sub-claim | effect | Holm p | holds? |\n|---|---|---|---|---|\n" + "\n".join(summary)
+    out.write_text(f"# Activation study\n\n{header}\n\n{RULES}\n\n{overview}\n\n" + "\n".join(sections))
     return images
 
 

@@ -57,13 +57,13 @@ class RunRecord:
             values = values[:-1]
         return sum(values) / len(values) if values else None
 
-    def mean_curve(self, prefix: str) -> list[float]:
+    def mean_curve(self, prefix: str) -> list[tuple[int, float]]:
         """Per logged step, the mean over the layers under ``prefix`` (e.g. saturation over training)."""
         per_step: dict[int, list[float]] = defaultdict(list)
         for i in self.layers(prefix):
             for step, value in self.history.get(f"{prefix}{i}", []):
                 per_step[step].append(value)
-        return [sum(v) / len(v) for _, v in sorted(per_step.items())]
+        return [(step, sum(v) / len(v)) for step, v in sorted(per_step.items())]
 
     def epochs_to(self, key: str, threshold: float) -> float:
         """The first epoch (1-based) whose ``key`` reaches ``threshold``; inf when none does."""

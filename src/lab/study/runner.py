@@ -1,19 +1,38 @@
-"""Run the study's jobs as processes, a few at a time, and say beforehand how many and how long."""
+"""Run the study's jobs in a few worker processes, each importing once and training many runs in turn.
+
+A fresh ``python -m mnist_lab fit`` spends 12-15 s importing before a few seconds of training; a worker
+pays that once and then calls :func:`mnist_lab.cli.main` for each of its runs, which is how a sweep's
+trials run too. Each run is still its own nested MLflow run. What one run could leave behind for the
+next in the same process is reset or checked: the seed (every run passes ``--seed_everything``), the
+torch threads (set before each run), the signal handlers (``main`` restores them), an active fluent
+MLflow run (ended), and the output (each run's goes to its own log file).
+"""
 
 from __future__ import annotations
 
-import subprocess
+import multiprocessing
+import os
+import signal
+import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import IO
+
+import mlflow
+import torch
 
 from lab.study.claims import Claim
 from lab.study.grid import Job
-from mnist_lab.parallel import job_env, threads_per_job
+from mnist_lab.cli import main
+from mnist_lab.parallel import threads_per_job
 
-STARTUP_S = 12.0  # a `python -m mnist_lab fit` process before its first batch (imports, data, store), measured
+WORKER_START_S = 12.0  # a worker's imports (torch, Lightning, MLflow) before its first run, measured
+RUN_START_S = 4.0  # a warm run: CLI parsing, data, its MLflow run (a quick run took 5-6 s on loaded cores)
 QUICK_COST_S = 1.5  # a quick run's training and validation
 
 
@@ -22,42 +41,103 @@ def jobs_for(claims: list[Claim], seeds: list[int]) -> list[Job]:
     return [Job(c.name, v, s) for c in claims for v in c.variants for s in seeds]
 
 
+def cost_s(claim: Claim, quick: bool) -> float:
+    """One run's estimated seconds in a warm worker on one core."""
+    return RUN_START_S + (QUICK_COST_S if quick else claim.cost_s)
+
+
 def estimate_s(claims: list[Claim], seeds: list[int], parallel: int, quick: bool) -> float:
-    """Wall seconds, from each run's start-up plus its claim's training estimate, over the parallel jobs."""
-    per_run = {c.name: STARTUP_S + (QUICK_COST_S if quick else c.cost_s) for c in claims}
-    total = sum(per_run[c.name] * len(c.variants) * len(seeds) for c in claims)
-    return total / max(1, parallel)
+    """Wall seconds: the workers' start, then every run's estimate shared over the parallel workers."""
+    total = sum(cost_s(c, quick) * len(c.variants) * len(seeds) for c in claims)
+    return WORKER_START_S + total / max(1, parallel)
 
 
-def run_one(cmd: list[str], threads: int, log: Path, cwd: Path) -> tuple[int, float]:
-    """One run as its own process, its output in ``log``; the exit code and the seconds it took.
+@contextmanager
+def output_to(file: IO[str]) -> Iterator[None]:
+    """Send this process's output to ``file``: ``sys.stdout``/``sys.stderr``, and descriptors 1 and 2 for
+    what holds them (logging handlers made at import, C code); restored afterwards."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(file.fileno(), 1)
+    os.dup2(file.fileno(), 2)
+    try:
+        with redirect_stdout(file), redirect_stderr(file):
+            yield
+    finally:
+        file.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
-    Its checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder
-    removed when it ends, so 200 runs do not leave gigabytes under outputs/.
+
+def start_worker() -> None:
+    """Between runs a worker ignores Ctrl-C: the parent stops the study; a run in progress still gets the
+    signal through the CLI's own handlers and ends its MLflow run KILLED."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_one(args: list[str], threads: int, log: Path, stop: Path | None = None) -> tuple[int, float]:
+    """One run in this process (``mnist_lab.cli.main``), its output in ``log``; the exit code and seconds.
+
+    When the file ``stop`` exists the study was stopped: the run does not start (exit code 130). Its
+    checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder removed
+    when it ends, so 200 runs do not leave gigabytes under outputs/.
     """
-    env = job_env(threads)
+    if stop is not None and stop.exists():  # queued before Ctrl-C, beyond the reach of cancel_futures
+        return 130, 0.0
+    torch.set_num_threads(threads)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mnist-study-") as root, log.open("w") as out:
-        full = [*cmd, f"--trainer.default_root_dir={root}"]
-        code = subprocess.run(full, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, check=False).returncode
+    with tempfile.TemporaryDirectory(prefix="mnist-study-") as root, log.open("w") as out, output_to(out):
+        print(f"worker process {os.getpid()}", flush=True)
+        try:
+            main([*args, f"--trainer.default_root_dir={root}"])
+            code = 0
+        except SystemExit as end:
+            code = end.code if isinstance(end.code, int) else 0 if end.code is None else 1
+        except Exception:  # one broken run must not end the worker and the runs queued behind it
+            traceback.print_exc()
+            code = 1
+        if mlflow.active_run() is not None:  # the study's runs use the client; a fluent one must not linger
+            mlflow.end_run("FAILED")
     return code, time.perf_counter() - start
 
 
-def run_all(jobs: list[Job], command: Callable[[Job], list[str]], parallel: int, log_dir: Path) -> list[str]:
-    """Run every job, ``parallel`` at a time with the cores shared out; print each as it ends; return the failed."""
+def run_all(
+    jobs: list[Job], command: Callable[[Job], list[str]], parallel: int, log_dir: Path, cost: Callable[[Job], float]
+) -> list[str]:
+    """Run every job in ``parallel`` worker processes with the cores shared out; print each as it ends with
+    the time left (the planned cost of the runs left, scaled by how the finished ones compared with their
+    plan); return the failed jobs' labels."""
     threads = threads_per_job(parallel)
     log_dir.mkdir(parents=True, exist_ok=True)
-    failures = []
-    with ThreadPoolExecutor(parallel) as pool:
+    stop = log_dir / "stopped"
+    failures: list[str] = []
+    planned, done_plan, start = sum(cost(j) for j in jobs), 0.0, time.perf_counter()
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch threads or locks forked
+    pool = ProcessPoolExecutor(parallel, mp_context=spawn, initializer=start_worker)
+    try:
         futures = {
-            job: pool.submit(
-                run_one, command(job), threads, log_dir / (job.label.replace("/", "_") + ".log"), Path.cwd()
-            )
+            pool.submit(run_one, command(job), threads, log_dir / (job.label.replace("/", "_") + ".log"), stop): job
             for job in jobs
         }
-        for n, (job, future) in enumerate(futures.items(), start=1):
+        for n, future in enumerate(as_completed(futures), start=1):
+            job = futures[future]
             code, seconds = future.result()
-            print(f"  [{n}/{len(jobs)}] {'ok  ' if code == 0 else 'FAIL'} {job.label:<50} {seconds:6.1f} s", flush=True)
+            done_plan += cost(job)
+            elapsed = time.perf_counter() - start
+            left = elapsed / done_plan * (planned - done_plan)
+            status = "ok  " if code == 0 else "FAIL"
+            print(
+                f"  [{n}/{len(jobs)}] {status} {job.label:<45} {seconds:5.1f} s | "
+                f"{elapsed / 60:4.1f} min so far, about {left / 60:.1f} min left",
+                flush=True,
+            )
             if code != 0:
                 failures.append(job.label)
+    except BaseException:  # Ctrl-C: queued runs never start; running ones end KILLED by their own handlers
+        stop.touch()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)  # the workers exit: whatever MLflow still queued is written before the report reads it
     return failures

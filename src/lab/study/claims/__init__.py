@@ -6,7 +6,7 @@ then runs it alone.
 
 from __future__ import annotations
 
-from lab.study.claims.base import Check, Claim, Column, Panel, Verdict, group
+from lab.study.claims.base import Check, Claim, Column, Outcome, Panel, Verdict, group, judge
 from lab.study.claims.gradients import OUTPUT_LOSS, SATURATION, VANISHING, ZIGZAG
 from lab.study.claims.overview import OVERVIEW
 from lab.study.claims.training import BATCH_NORM, DROPOUT
@@ -27,4 +27,4 @@ def select(names: list[str] | None) -> list[Claim]:
     return [c for c in CLAIMS.values() if not wanted or c.name in wanted]
 
 
-__all__ = ["CLAIMS", "Check", "Claim", "Column", "Panel", "Verdict", "group", "select"]
+__all__ = ["CLAIMS", "Check", "Claim", "Column", "Outcome", "Panel", "Verdict", "group", "judge", "select"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.study.grid import Variant
 from lab.study.results import RunRecord
-from lab.study.stats import Difference, Stat, difference, summarise
+from lab.study.stats import ALPHA, Comparison, Stat, compare, holm, summarise
 
 Groups = dict[str, list[RunRecord]]  # variant name -> its seeds' records
 Measure = Callable[[RunRecord], float | None]
@@ -23,6 +24,7 @@ class Column:
     spec: str = ".3f"
     scale: float = 1.0
     suffix: str = ""
+    log: bool = False  # a ratio: geometric mean, compared on log10
 
 
 @dataclass(frozen=True)
@@ -50,31 +52,78 @@ class Panel:
 
 @dataclass(frozen=True)
 class Check:
-    """One expected comparison: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``)."""
+    """One sub-claim: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``); with ``margin`` it is
+    "no difference": the two differ by less than ``margin`` (raw units; log10 units on a log column), tested
+    for equivalence. ``says`` is the sub-claim in the notes' words."""
 
     column: int
     better: str
     worse: str
     lower: bool = False
+    margin: float | None = None
+    says: str = ""
+
+
+@dataclass
+class Outcome:
+    """One check's result: its comparison (None: no data, or one seed) and its Holm-corrected p-value."""
+
+    check: Check
+    title: str  # the column compared
+    comparison: Comparison | None
+    missing: bool = False
+    p_holm: float = math.nan
+
+    @property
+    def label(self) -> str:
+        c = self.comparison
+        if c is None:
+            return "no data" if self.missing else "inconclusive: one seed"
+        if not self.p_holm < ALPHA:
+            return "inconclusive"
+        expected = 0 if self.check.margin is not None else -1 if self.check.lower else 1
+        return "holds" if c.sign == expected else "does not hold"
+
+    def line(self, column: Column) -> str:
+        """The check in words: what was compared, the effect, the test, p (raw and corrected), the verdict."""
+        ch, c = self.check, self.comparison
+        way = f"within ±{ch.margin:g}" if ch.margin is not None else "lower" if ch.lower else "higher"
+        head = f"{ch.says + ': ' if ch.says else ''}{ch.better} vs {ch.worse}, {self.title} ({way} expected)"
+        if c is None:
+            return f"{head}: {'no data' if self.missing else 'one seed, nothing to test'} → {self.label}"
+        flags = f"; {', '.join(c.flags)}" if c.flags and not c.test.startswith("counted") else ""
+        return (
+            f"{head}: {c.describe(column.spec, column.scale, column.suffix)} ({c.test}, p = {c.p_value:.2g}, "
+            f"Holm p = {self.p_holm:.2g}{flags}) → {self.label}"
+        )
 
 
 @dataclass
 class Verdict:
-    """``holds``: True when every check goes the expected way beyond the seed spread, False when one
-    goes the other way beyond it, None otherwise (no data, or differences within the seed spread)."""
+    """The claim's checks, each a sub-claim with its own verdict; ``holds`` True when every check holds,
+    False when one does not hold, None otherwise (no data, one seed, or a check inconclusive)."""
 
-    holds: bool | None
+    outcomes: list[Outcome] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    has_data: bool = False
-    one_seed: bool = False
+
+    @property
+    def holds(self) -> bool | None:
+        labels = [o.label for o in self.outcomes]
+        if "does not hold" in labels:
+            return False
+        return True if labels and all(label == "holds" for label in labels) else None
 
     @property
     def label(self) -> str:
+        labels = [o.label for o in self.outcomes]
         if self.holds is not None:
             return "holds" if self.holds else "does not hold"
-        if not self.has_data:
+        if all(label == "no data" for label in labels):
             return "no data"
-        return "inconclusive: one seed" if self.one_seed else "inconclusive: within the seed spread"
+        if all(label in ("no data", "inconclusive: one seed") for label in labels):
+            return "inconclusive: one seed"
+        unsettled = sum(label != "holds" for label in labels)
+        return f"inconclusive: {unsettled} of {len(labels)} checks unsettled"
 
 
 @dataclass(frozen=True)
@@ -101,40 +150,36 @@ class Claim:
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
         """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
-        return summarise(self.columns[column].measure(r) for r in groups.get(variant, []) if r.status == "FINISHED")
+        col = self.columns[column]
+        return summarise((col.measure(r) for r in groups.get(variant, []) if r.status == "FINISHED"), col.log)
+
+    def outcomes(self, groups: Groups) -> list[Outcome]:
+        """Each check's comparison, before any correction."""
+        out = []
+        for check in self.checks:
+            title = self.columns[check.column].title
+            a, b = self.stat(groups, check.better, check.column), self.stat(groups, check.worse, check.column)
+            if a is None or b is None:
+                out.append(Outcome(check, title, None, missing=True))
+            else:
+                out.append(Outcome(check, title, compare(a, b, check.margin, (check.better, check.worse))))
+        return out
 
     def verdict(self, groups: Groups) -> Verdict:
-        """Each check's difference of means against the seed spread; the claim holds when all do."""
-        return verdict(self, groups)
+        """This claim's verdict with Holm's correction over its own checks (a report corrects over the study)."""
+        return judge([(self, groups)])[0]
 
 
-def verdict(claim: Claim, groups: Groups) -> Verdict:
-    """The verdict from the numbers: see :class:`Verdict` for what each outcome means."""
-    result = Verdict(None)
-    outcomes: list[str] = []  # "shown", "contrary", "within" or "missing", per check
-    for check in claim.checks:
-        column = claim.columns[check.column]
-        a, b = claim.stat(groups, check.better, check.column), claim.stat(groups, check.worse, check.column)
-        if a is None or b is None:
-            result.lines.append(f"{check.better} vs {check.worse}, {column.title}: no data")
-            outcomes.append("missing")
-            continue
-        d: Difference = difference(a, b)
-        expected = d.delta < 0 if check.lower else d.delta > 0
-        outcomes.append(
-            "single" if min(a.n, b.n) < 2 else "within" if not d.beyond_spread else "shown" if expected else "contrary"
-        )
-        result.lines.append(
-            f"{check.better} vs {check.worse}, {column.title} ({'lower' if check.lower else 'higher'} expected): "
-            f"{d.describe(column.spec, column.scale)} → {'as expected' if expected else 'the other way'}"
-        )
-    result.has_data = any(o != "missing" for o in outcomes)
-    result.one_seed = result.has_data and all(o in ("single", "missing") for o in outcomes)
-    if "contrary" in outcomes:
-        result.holds = False
-    elif outcomes and all(o == "shown" for o in outcomes):
-        result.holds = True
-    return result
+def judge(studied: list[tuple[Claim, Groups]]) -> list[Verdict]:
+    """Every claim's verdict, the p-values of all their checks corrected together (Holm)."""
+    per_claim = [claim.outcomes(groups) for claim, groups in studied]
+    tested = [o for outcomes in per_claim for o in outcomes if o.comparison is not None]
+    for outcome, p in zip(tested, holm([o.comparison.p_value for o in tested]), strict=True):
+        outcome.p_holm = p
+    return [
+        Verdict(outcomes, [o.line(claim.columns[o.check.column]) for o in outcomes])
+        for (claim, _), outcomes in zip(studied, per_claim, strict=True)
+    ]
 
 
 def group(records: list[RunRecord]) -> Groups:

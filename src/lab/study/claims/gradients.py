@@ -20,7 +20,7 @@ def act(name: str, init: str, *more: str) -> tuple[str, ...]:
     return (f"{NET}.activation={name}", f"{NET}.weight_init={init}", *more)
 
 
-VAL_CURVE = Panel("curve", "validation accuracy by epoch (mean ± std over seeds)", key="val/acc", ylabel="val acc")
+VAL_CURVE = Panel("curve", "validation accuracy after each epoch (mean ± std over seeds)", key="val/acc")
 
 VANISHING = Claim(
     name="vanishing_gradients",
@@ -45,13 +45,15 @@ VANISHING = Claim(
     ),
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
-        Column("grad first/output (init)", m.grad_ratio("first"), ".2e"),
-        Column("grad first/output (end)", m.grad_ratio("last"), ".2e"),
+        Column("grad first/output (init)", m.grad_ratio("first"), ".2e", log=True),
+        Column("grad first/output (end)", m.grad_ratio("last"), ".2e", log=True),
         Column("val acc", m.val_acc, ".2f", 100, "%"),
     ),
     panels=(
         Panel("depth", "weight-gradient norm by depth at step 0", key="diag/grad_norm/", log=True),
-        Panel("depth", "... at the last measurement", key="diag/grad_norm/", at="last", log=True),
+        Panel(
+            "depth", "weight-gradient norm by depth at the last measurement", key="diag/grad_norm/", at="last", log=True
+        ),
         VAL_CURVE,
     ),
     checks=(Check(0, "relu", "sigmoid"), Check(0, "sigmoid + BN", "sigmoid")),
@@ -88,10 +90,9 @@ SATURATION = Claim(
     panels=(
         Panel(
             "curve",
-            "saturated fraction (mean over hidden layers) by measurement",
+            "saturated fraction (mean over hidden layers) over training",
             key="diag/saturation/",
             layer_mean=True,
-            ylabel="saturated",
         ),
         VAL_CURVE,
     ),
@@ -132,17 +133,17 @@ OUTPUT_LOSS = Claim(
     ),
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
-        Column("output grad (init)", m.output_grad("first"), ".2e"),
+        Column("output grad (init)", m.output_grad("first"), ".2e", log=True),
         Column("val acc epoch 1", m.val_acc_at(1), ".2f", 100, "%"),
         Column("val acc (end)", m.val_acc, ".2f", 100, "%"),
     ),
     panels=(
         Panel(
             "curve",
-            "output layer weight-gradient norm by measurement",
+            "output layer weight-gradient norm over training",
             key="diag/grad_norm/-1",
             log=True,
-            ylabel="||dL/dW_out||",
+            ylabel="output-layer weight-gradient norm (L2)",
         ),
         VAL_CURVE,
     ),

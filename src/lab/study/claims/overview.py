@@ -57,7 +57,7 @@ OVERVIEW = Claim(
     metrics=("val/acc", "diag/grad_norm/"),
     columns=(
         Column("val acc", m.val_acc, ".2f", 100, "%"),
-        Column("grad first/output (init)", m.grad_ratio("first"), ".2e"),
+        Column("grad first/output (init)", m.grad_ratio("first"), ".2e", log=True),
         Column("dead fraction", m.hidden("diag/dead_frac/"), ".3f"),
         Column("mean activation", m.hidden("diag/act_mean/"), "+.3f"),
     ),

@@ -39,7 +39,13 @@ DROPOUT = Claim(
         Column("eval - train mode acc", m.mode_gap("last"), ".2f", 100, " pt"),
     ),
     panels=(
-        Panel("curve", "train acc - val acc by epoch", key="train/acc", minus="val/acc", ylabel="gap"),
+        Panel(
+            "curve",
+            "training minus validation accuracy after each epoch",
+            key="train/acc",
+            minus="val/acc",
+            ylabel="training - validation accuracy (points)",
+        ),
         VAL_CURVE,
     ),
     checks=(Check(0, "dropout 0.5", "no dropout", lower=True), Check(2, "dropout 0.5", "no dropout")),

@@ -57,11 +57,10 @@ DEAD_RELUS = Claim(
         Panel("heatmap", "val accuracy (%)", column=1),
         Panel(
             "curve",
-            "ReLU dead fraction by measurement",
+            "ReLU dead fraction over training",
             key="diag/dead_frac/",
             layer_mean=True,
             only=("relu", f"relu lr={HIGH_LR}", "relu bias=-1"),
-            ylabel="dead fraction",
         ),
     ),
     checks=(
@@ -101,7 +100,7 @@ INIT = Claim(
     ),
     metrics=("val/acc", "diag/act_std/"),
     columns=(
-        Column("act std last/first (init)", m.std_ratio, ".2e"),
+        Column("act std last/first (init)", m.std_ratio, ".2e", log=True),
         Column("distinct units (min, end)", m.min_distinct, ".0f"),
         Column("val acc", m.val_acc, ".2f", 100, "%"),
     ),

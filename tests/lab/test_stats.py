@@ -1,0 +1,98 @@
+"""The study's statistics against textbook values: Welch's test and interval, TOST, Holm, counted outcomes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from lab.study.claims import Check, Claim, Column, judge
+from lab.study.results import RunRecord
+from lab.study.stats import Stat, compare, holm, split_at, summarise, tost, welch
+
+# Wikipedia's "Welch's t-test", example 1: t = -2.46, ν = 24.99, two-sided p = 0.021.
+A1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
+A2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4]
+
+
+def test_welch_matches_the_textbook_example_and_its_interval_is_the_difference_a_minus_b() -> None:
+    effect, low, high, p = welch(A1, A2)
+    assert p == pytest.approx(0.021, abs=5e-4)
+    assert effect == pytest.approx(np.mean(A1) - np.mean(A2))
+    # the interval by the formula: mean difference ± t(0.975, Welch-Satterthwaite ν) x SE
+    va, vb = np.var(A1, ddof=1) / len(A1), np.var(A2, ddof=1) / len(A2)
+    df = (va + vb) ** 2 / (va**2 / (len(A1) - 1) + vb**2 / (len(A2) - 1))
+    assert df == pytest.approx(24.99, abs=0.01)
+    half = sp.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert (low, high) == pytest.approx((effect - half, effect + half))
+    assert high < 0  # A1 is below A2: the interval of a - b lies below zero
+
+
+def test_holm_on_a_known_list() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_tost_agrees_with_the_90_percent_interval_inside_the_margin() -> None:
+    a, b = [0.900, 0.910, 0.905, 0.902, 0.899], [0.900, 0.905, 0.903, 0.901, 0.900]
+    ci = sp.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    for margin in (0.002, 0.005, 0.01):
+        p_within, _ = tost(a, b, margin)
+        assert (p_within < 0.05) == (-margin < ci.low and ci.high < margin), margin
+    c = compare(summarise(a), summarise(b), margin=0.01)
+    assert c.test.startswith("TOST") and c.sign == 0 and c.p_value < 0.05
+    far = compare(summarise(a), summarise([0.95, 0.955, 0.953, 0.951, 0.95]), margin=0.01)
+    assert far.sign == -1 and far.p_value < 0.05  # shown to differ by more than the margin
+
+
+def test_ratios_are_compared_on_log10_and_reported_as_a_ratio_with_its_interval() -> None:
+    a, b = [1e-4, 2e-4, 1.5e-4, 1.2e-4, 1.8e-4], [1.0, 1.1, 0.9, 1.05, 0.95]
+    c = compare(summarise(a, log=True), summarise(b, log=True))
+    effect, low, high, p = welch(np.log10(a), np.log10(b))
+    assert c.test == "Welch on log10" and c.p_value == pytest.approx(p)
+    assert (c.effect, c.low, c.high) == pytest.approx((10**effect, 10**low, 10**high))
+    assert c.low < c.effect < c.high < 1e-3
+    assert "×/÷" in summarise(a, log=True).format(".2e")
+
+
+def test_split_and_constant_groups_are_counted_with_fishers_exact_test_not_t_tested() -> None:
+    collapsed = [0.926, 0.925, 0.11, 0.92, 0.93]  # one seed collapsed to chance
+    assert split_at(collapsed) == pytest.approx((0.11 + 0.92) / 2) and summarise(collapsed).split
+    assert split_at([0.91, 0.92, 0.905, 0.915, 0.93]) is None
+    c = compare(summarise(collapsed), summarise([0.95, 0.955, 0.953, 0.951, 0.95]))
+    assert c.test.startswith("counted: 4/5 vs 5/5") and c.p_value == pytest.approx(1.0)
+    constant = compare(summarise([0.0] * 5), summarise([0.7] * 5))  # zero variance on both sides
+    assert constant.test.startswith("counted: 0/5 vs 5/5") and constant.p_value == pytest.approx(2 / 252)
+    zeros = compare(summarise([0.0, 1e-3, 2e-3], log=True), summarise([1.0, 2.0, 3.0], log=True))
+    assert "values ≤ 0 on a log scale" in zeros.test
+    assert compare(Stat((0.5,)), summarise([0.4, 0.6])) is None  # one seed: nothing to test
+
+
+def _runs(variant: str, values: list[float]) -> list[RunRecord]:
+    return [RunRecord("c", variant, 42 + k, "FINISHED", {"x": v}) for k, v in enumerate(values)]
+
+
+def _claim(name: str, *checks: Check) -> Claim:
+    column = Column("x", lambda r: r.final.get("x"), ".3f")
+    return Claim(name, name, "", "", (), (column,), (), checks)
+
+
+def test_a_sub_claim_against_the_notes_does_not_hold_and_holm_runs_over_the_whole_study() -> None:
+    groups = {"a": _runs("a", [1.0, 1.1, 0.9, 1.05, 0.95]), "b": _runs("b", [2.0, 2.1, 1.9, 2.05, 1.95])}
+    against = _claim("against", Check(0, "a", "b"))  # the notes say a > b; b is far above
+    assert against.verdict(groups).label == "does not hold"
+    assert "→ does not hold" in against.verdict(groups).lines[0]
+
+    # p ≈ 0.03 on its own holds; corrected together with nine null checks (p = 1) it no longer does
+    weak = {"a": _runs("a", [1.0, 1.2, 0.8, 1.1, 0.9]), "b": _runs("b", [0.7, 0.9, 0.5, 0.8, 0.6])}
+    one = _claim("one", Check(0, "a", "b"))
+    _, _, _, p = welch([1.0, 1.2, 0.8, 1.1, 0.9], [0.7, 0.9, 0.5, 0.8, 0.6])
+    assert 0.005 < p < 0.05 and one.verdict(weak).label == "holds"
+    nulls = _claim("nulls", *[Check(0, "a", "b")] * 9)
+    same = {"a": _runs("a", [1.0, 1.1, 0.9]), "b": _runs("b", [1.0, 1.1, 0.9])}
+    verdicts = judge([(one, weak), (nulls, same)])
+    assert verdicts[0].label.startswith("inconclusive") and verdicts[0].outcomes[0].p_holm == pytest.approx(10 * p)
