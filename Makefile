@@ -69,7 +69,7 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(call opt,--ckpt_path,$(RESUME)) \
 	$(LAB_ARGS) $(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename sweep clean
+.PHONY: help install check-model train fit-only runs-clean ui serve predict test test-fast lint format rename sweep clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -98,7 +98,10 @@ fit-only: check-model ## Fit without the final test
 fashion-data: ## Fashion-MNIST into DATA_DIR/FashionMNIST/raw from Debian's package (no internet needed)
 	scripts/get_fashion_mnist.sh "$(DATA_DIR)"
 
-ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
+runs-clean: ## Mark KILLED the RUNNING runs whose process on this host is gone (kill -9, out of memory)
+	@$(PY) -m mnist_lab.stale
+
+ui: runs-clean ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--artifacts-destination mlruns/artifacts
