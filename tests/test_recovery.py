@@ -311,7 +311,7 @@ def test_runs_whose_process_is_gone_are_marked_killed_by_the_next_command(
     tracking_uri: str, tmp_path: Path, repo_root: Path
 ) -> None:
     """A run cannot end itself after `kill -9`: `make runs-clean` (and `make ui`, a training, a sweep) ends it."""
-    from mnist_lab.stale import HOST, PID, START, tag_process
+    from mnist_lab.stale import HOST, PID, START, started, tag_process
 
     client = MlflowClient(tracking_uri)
     experiment_id = client.create_experiment("mnist")
@@ -329,10 +329,12 @@ def test_runs_whose_process_is_gone_are_marked_killed_by_the_next_command(
     finally:
         proc.kill()  # -9
         proc.wait(timeout=30)
+    here, namespace = socket.gethostname(), started(os.getpid()).split(" ")[0]
     alive = client.create_run(experiment_id).info.run_id  # this process's
     tag_process(client, alive)
+    reused = client.create_run(experiment_id, tags={HOST: here, PID: str(os.getpid()), START: f"{namespace} b:1"})
     elsewhere = client.create_run(experiment_id, tags={HOST: "another-host", PID: str(proc.pid)}).info.run_id
-    reused = client.create_run(experiment_id, tags={HOST: socket.gethostname(), PID: str(os.getpid()), START: "x:1"})
+    container = client.create_run(experiment_id, tags={HOST: here, PID: str(proc.pid), START: "pid:[1] b:1"})
 
     result = subprocess.run(
         ["make", "-s", "-C", str(repo_root), "runs-clean", f"PY={sys.executable}"],
@@ -345,13 +347,9 @@ def test_runs_whose_process_is_gone_are_marked_killed_by_the_next_command(
     assert sorted(line.split("(")[1].split(")")[0] for line in result.stdout.splitlines()) == sorted(
         [killed, reused.info.run_id]
     ), result.stdout
-    assert f"its process {proc.pid} on {socket.gethostname()} ended" in result.stdout
-    for run_id, status in [
-        (killed, "KILLED"),
-        (reused.info.run_id, "KILLED"),
-        (alive, "RUNNING"),
-        (elsewhere, "RUNNING"),
-    ]:
+    assert f"its process {proc.pid} on {here} ended" in result.stdout
+    expected = {killed: "KILLED", reused.info.run_id: "KILLED", alive: "RUNNING", elsewhere: "RUNNING"}
+    for run_id, status in {**expected, container.info.run_id: "RUNNING"}.items():
         run = client.get_run(run_id)
         assert run.info.status == status, run_id
         assert (run.info.end_time is not None) == (status == "KILLED")

@@ -2,11 +2,11 @@
 
 While a training step runs, the first signal only sets a flag: :class:`Recovery` stops at the end of
 the batch, after the optimiser step, and writes ``last.ckpt`` (never after an error or a divergence,
-which would overwrite the last good checkpoint). A second signal stops at once, unless it is the same
-signal within :data:`REPEAT_S`: ``make``, ``srun`` and ``torchrun`` pass on the signal that
-``kill -- -PGID`` or SLURM already sent to their whole process group, so one request arrives twice. Outside training
-(loading data, the sanity check, testing, predicting) the first signal stops at once and no
-checkpoint is written. Once a stop is under way, further signals are ignored, so the checkpoint and
+which would overwrite the last good checkpoint). A second signal stops at once, unless it is the
+same signal within :data:`REPEAT_S`: ``make``, ``srun`` and ``torchrun`` pass on the signal that
+``kill -- -PGID`` or SLURM already sent to their whole process group, so one request arrives twice.
+Outside training (loading data, the sanity check, testing, predicting) the first signal stops at
+once and no checkpoint is written. Once a stop is under way, further signals are ignored, so the checkpoint and
 the run's KILLED status are written in full. Checkpoints also carry the random generators, so
 dropout and augmentation continue the same stream. :class:`BestAndLastCheckpoint` is
 ``ModelCheckpoint`` whose ``last.ckpt`` follows every validation (Lightning 2.6 rewrites it only

@@ -20,14 +20,16 @@ HOST, PID, START = "process.host", "process.pid", "process.start"
 
 
 def started(pid: int) -> str:
-    """When ``pid`` started, as ``<boot id>:<clock ticks since boot>`` (Linux); "" if unknown or not running."""
+    """Which process ``pid`` is, as ``<PID namespace> <boot id>:<start in clock ticks since boot>`` (Linux);
+    "" if unknown or ended. The namespace: a container can share the host's name, never its PIDs."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
     fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
-    return "" if fields[0] == "Z" else f"{boot}:{fields[19]}"  # a zombie has ended; field 22 is its start
+    return "" if fields[0] == "Z" else f"{namespace} {boot}:{fields[19]}"  # a zombie has ended; field 22: start
 
 
 def tag_process(client: Any, run_id: str) -> None:
@@ -40,6 +42,8 @@ def tag_process(client: Any, run_id: str) -> None:
 
 def gone(pid: int, start: str) -> bool:
     """Whether process ``pid``, started at ``start`` (:func:`started`; "" if unknown), has ended."""
+    if start.split(" ")[0] != started(os.getpid()).split(" ")[0]:
+        return False  # recorded in another PID namespace (a container, or the host seen from one): cannot tell
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
