@@ -44,7 +44,7 @@ def start_and_signal(
     proc = subprocess.Popen(
         command,
         cwd=workdir,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": os.pathsep.join(sys.path)},  # tests/ too
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,11 +105,31 @@ def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
 
+class SlowSteps(L.Callback):
+    """Steps long enough (a big network's) for a launcher's copy of the signal to come within the same step."""
+
+    def on_train_batch_start(self, *args) -> None:
+        time.sleep(1.0)
+
+
+LAUNCHER = """import signal, subprocess, sys, time
+child = subprocess.Popen(sys.argv[1:])
+def forward(signum, frame):  # as srun or torchrun: pass the signal on to the job, after its own handling
+    time.sleep(0.05)
+    child.send_signal(signum)
+for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, forward)
+sys.exit(child.wait())
+"""
+
+
 @pytest.mark.subprocess
-def test_sigterm_to_make_s_process_group_counts_once_and_the_run_resumes(
+def test_sigterm_to_a_process_group_counts_once_and_the_run_resumes(
     fake_mnist: Path, tracking_uri: str, tmp_path: Path, repo_root: Path
 ) -> None:
-    """`kill -TERM -- -PGID` reaches make and Python, and make passes it on: Python gets it twice at once."""
+    """`kill -TERM -- -PGID` (SLURM's way) reaches make, a launcher (srun, torchrun) and Python, and make and the
+    launcher pass it on: Python gets it two or three times within a step, which must stop it only once."""
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
     args = tiny_args(
         "fit",
         fake_mnist,
@@ -119,7 +139,9 @@ def test_sigterm_to_make_s_process_group_counts_once_and_the_run_resumes(
         "--run_test=false",
         f"--trainer.default_root_dir={tmp_path / 'outputs'}",  # make runs in the checkout
     )
-    make = ["make", "-s", "-C", str(repo_root), "train", f"PY={sys.executable}", f"ARGS={' '.join(args[3:])}"]
+    slow = "--trainer.callbacks+=test_recovery.SlowSteps"
+    launched = f"PY={sys.executable} {tmp_path / 'launcher.py'} {sys.executable}"
+    make = ["make", "-s", "-C", str(repo_root), "train", launched, f"ARGS={' '.join(args[3:])} {slow}"]
     result, run_id = start_and_signal(make, tmp_path, tracking_uri, signal.SIGTERM)
     assert "stopped by SIGTERM; resume with" in result.stderr, result.stderr[-3000:]
     assert "no checkpoint" not in result.stderr and "Traceback" not in result.stderr
