@@ -69,7 +69,7 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 	$(call opt,--ckpt_path,$(RESUME)) \
 	$(LAB_ARGS) $(ARGS)
 
-.PHONY: help install check-model train fit-only ui serve predict test test-fast lint format rename sweep clean
+.PHONY: help install check-model train fit-only runs-clean ui serve predict test test-fast lint format rename sweep clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -104,7 +104,10 @@ check-port:  # a busy PORT is one error line, not a traceback (serve) or an exit
 		s.bind(("127.0.0.1", int("$(PORT)")))' 2>/dev/null \
 		|| { echo "error: cannot listen on port $(PORT) (in use?): choose another with PORT=, e.g. PORT=5001" >&2; exit 2; }
 
-ui: check-port ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
+runs-clean: ## Mark KILLED the RUNNING runs whose process on this host is gone (kill -9, out of memory)
+	@$(PY) -m mnist_lab.stale
+
+ui: check-port runs-clean ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--artifacts-destination mlruns/artifacts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,17 +34,21 @@ def assert_no_duplicate_steps(client: MlflowClient, run_id: str) -> None:
         assert len(steps) == len(set(steps)), f"{key} logged twice at one step: {sorted(steps)}"
 
 
-def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> tuple[subprocess.CompletedProcess, str]:
-    """Start `python -m mnist_lab fit`, send ``signum`` once it has logged a training step."""
+def start_and_signal(
+    command: list[str], workdir: Path, uri: str, signum: int
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Start ``command`` (a training) in a process group of its own; once it has logged a training step, send
+    ``signum`` to the whole group, as ``kill -- -PGID``, SLURM or a terminal's Ctrl-C do."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mnist") or client.get_experiment(client.create_experiment("mnist"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_lab", *args],
+        command,
         cwd=workdir,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": os.pathsep.join(sys.path)},  # tests/ too
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         deadline, run_id = time.monotonic() + 120, None
@@ -54,7 +59,7 @@ def start_and_signal(args: list[str], workdir: Path, uri: str, signum: int) -> t
             runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
             if runs and "train/loss_step" in runs[0].data.metrics:
                 run_id = runs[0].info.run_id
-        proc.send_signal(signum)
+        os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:  # a failed assertion must not leave a long run behind
@@ -78,7 +83,7 @@ def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
         "--trainer.log_every_n_steps=1",
         "--run_test=false",
     )
-    result, run_id = start_and_signal(args, tmp_path, tracking_uri, signum)
+    result, run_id = start_and_signal([sys.executable, "-m", "mnist_lab", *args], tmp_path, tracking_uri, signum)
     assert result.returncode == code, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert f"stopped by {signal.Signals(signum).name}" in result.stderr
@@ -98,6 +103,57 @@ def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
     assert history_steps(client, run_id, "val/acc") == [63 - 1, 126 - 1]
     assert_no_duplicate_steps(client, run_id)
     assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+class SlowSteps(L.Callback):
+    """Steps long enough (a big network's) for a launcher's copy of the signal to come within the same step."""
+
+    def on_train_batch_start(self, *args) -> None:
+        time.sleep(1.0)
+
+
+LAUNCHER = """import signal, subprocess, sys, time
+child = subprocess.Popen(sys.argv[1:])
+def forward(signum, frame):  # as srun or torchrun: pass the signal on to the job, after its own handling
+    time.sleep(0.05)
+    child.send_signal(signum)
+for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, forward)
+sys.exit(child.wait())
+"""
+
+
+@pytest.mark.subprocess
+def test_sigterm_to_a_process_group_counts_once_and_the_run_resumes(
+    fake_mnist: Path, tracking_uri: str, tmp_path: Path, repo_root: Path
+) -> None:
+    """`kill -TERM -- -PGID` (SLURM's way) reaches make, a launcher (srun, torchrun) and Python, and make and the
+    launcher pass it on: Python gets it two or three times within a step, which must stop it only once."""
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    args = tiny_args(
+        "fit",
+        fake_mnist,
+        "--data.batch_size=16",
+        "--trainer.max_epochs=2",
+        "--trainer.log_every_n_steps=1",
+        "--run_test=false",
+        f"--trainer.default_root_dir={tmp_path / 'outputs'}",  # make runs in the checkout
+    )
+    slow = "--trainer.callbacks+=test_recovery.SlowSteps"
+    launched = f"PY={sys.executable} {tmp_path / 'launcher.py'} {sys.executable}"
+    make = ["make", "-s", "-C", str(repo_root), "train", launched, f"ARGS={' '.join(args[3:])} {slow}"]
+    result, run_id = start_and_signal(make, tmp_path, tracking_uri, signal.SIGTERM)
+    assert "stopped by SIGTERM; resume with" in result.stderr, result.stderr[-3000:]
+    assert "no checkpoint" not in result.stderr and "Traceback" not in result.stderr
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "TrainingInterrupted: stopped by SIGTERM"
+    assert (Path(run.data.tags["checkpoint.dir"]) / "last.ckpt").is_file()
+
+    cli = main([*args, f"--ckpt_path={run_id}"])
+    assert cli.trainer.logger.run_id == run_id and cli.trainer.global_step == 2 * 63
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and "error" not in run.data.tags, "the stop is over: its tag goes"
 
 
 class StopAtStep(L.Callback):
@@ -192,6 +248,59 @@ def test_a_signal_before_training_starts_writes_no_checkpoint(
     assert run.info.status == "KILLED"
 
 
+class SignalDuringTest(L.Callback):
+    """A real SIGINT to this process as the test after fit starts."""
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_signal_during_the_test_after_fit_keeps_and_uploads_the_checkpoints_and_says_so(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            tiny_args(
+                "fit", fake_mnist, "--trainer.max_epochs=1", "--trainer.callbacks+=test_recovery.SignalDuringTest"
+            )
+        )
+    assert exit_.value.code == 130
+    out, err = capsys.readouterr()
+    assert "stopped by SIGINT during the test: fit had finished and its checkpoints are kept" in err
+    assert "no checkpoint" not in err
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs(["1"])
+    assert run.info.status == "KILLED"
+    assert out.count(f"MLflow run {run.info.run_id} ") == 1, "the run ends once, KILLED, not first FINISHED after fit"
+    uploaded = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert "last" in uploaded and any(path.startswith("epoch00-") for path in uploaded), uploaded
+
+
+def test_fit_then_test_ends_its_run_once_after_the_test(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+) -> None:
+    cli = main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1"))
+    run_id = cli.trainer.logger.run_id
+    out = capsys.readouterr().out
+    assert out.count(f"MLflow run {run_id} ") == 1, out
+    assert out.index("test/acc") < out.index(f"MLflow run {run_id} FINISHED"), "it ended before its test"
+    assert "test/acc" in MlflowClient(tracking_uri).get_run(run_id).data.metrics
+
+
+def test_the_same_signal_again_at_once_is_the_same_request_a_later_one_stops_at_once() -> None:
+    from mnist_lab.errors import TrainingInterrupted
+    from mnist_lab.recovery import REPEAT_S, StopRequest
+
+    request = StopRequest()
+    request.deferring = True
+    request.handle(signal.SIGTERM, None)  # deferred: the training loop stops at the batch end
+    request.handle(signal.SIGTERM, None)  # make, srun or torchrun passing the group's signal on: the same request
+    time.sleep(REPEAT_S)
+    with pytest.raises(TrainingInterrupted) as stop:  # a deliberate second one
+        request.handle(signal.SIGTERM, None)
+    assert stop.value.forced
+
+
 def test_once_a_stop_is_under_way_further_signals_are_ignored() -> None:
     from mnist_lab.errors import TrainingInterrupted
     from mnist_lab.recovery import StopRequest
@@ -202,8 +311,8 @@ def test_once_a_stop_is_under_way_further_signals_are_ignored() -> None:
     request.stopping = True  # what StopOnSignal sets as it raises
     assert request.handle(signal.SIGINT, None) is None  # a second Ctrl-C cannot cut the checkpoint short
     request.stopping = False
-    with pytest.raises(TrainingInterrupted):
-        request.handle(signal.SIGINT, None)
+    with pytest.raises(TrainingInterrupted):  # another signal (the same one within REPEAT_S is the same request)
+        request.handle(signal.SIGTERM, None)
 
 
 def test_resuming_a_schedule_that_ended_at_lr_0_is_an_error_before_the_run_is_touched(
@@ -280,3 +389,52 @@ def test_make_train_resume_last_after_a_finished_run_is_one_error(fake_mnist: Pa
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: no interrupted (KILLED or FAILED) run with a last.ckpt in experiment 'mnist'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.subprocess
+def test_runs_whose_process_is_gone_are_marked_killed_by_the_next_command(
+    tracking_uri: str, tmp_path: Path, repo_root: Path
+) -> None:
+    """A run cannot end itself after `kill -9`: `make runs-clean` (and `make ui`, a training, a sweep) ends it."""
+    from mnist_lab.stale import HOST, PID, START, started, tag_process
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("mnist")
+    starts_a_run = (
+        "import sys, time; from mlflow import MlflowClient; from mnist_lab.stale import tag_process\n"
+        "client = MlflowClient(); run = client.create_run(sys.argv[1]); tag_process(client, run.info.run_id)\n"
+        "print(run.info.run_id, flush=True); time.sleep(600)"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", starts_a_run, experiment_id], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        killed = proc.stdout.readline().strip()
+    finally:
+        proc.kill()  # -9
+        proc.wait(timeout=30)
+    here, namespace = socket.gethostname(), started(os.getpid()).split(" ")[0]
+    alive = client.create_run(experiment_id).info.run_id  # this process's
+    tag_process(client, alive)
+    reused = client.create_run(experiment_id, tags={HOST: here, PID: str(os.getpid()), START: f"{namespace} b:1"})
+    elsewhere = client.create_run(experiment_id, tags={HOST: "another-host", PID: str(proc.pid)}).info.run_id
+    container = client.create_run(experiment_id, tags={HOST: here, PID: str(proc.pid), START: "pid:[1] b:1"})
+
+    result = subprocess.run(
+        ["make", "-s", "-C", str(repo_root), "runs-clean", f"PY={sys.executable}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(line.split("(")[1].split(")")[0] for line in result.stdout.splitlines()) == sorted(
+        [killed, reused.info.run_id]
+    ), result.stdout
+    assert f"its process {proc.pid} on {here} ended" in result.stdout
+    expected = {killed: "KILLED", reused.info.run_id: "KILLED", alive: "RUNNING", elsewhere: "RUNNING"}
+    for run_id, status in {**expected, container.info.run_id: "RUNNING"}.items():
+        run = client.get_run(run_id)
+        assert run.info.status == status, run_id
+        assert (run.info.end_time is not None) == (status == "KILLED")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +117,7 @@ def test_tags_record_code_data_and_version(tracked: TrackedRun, fake_mnist: Path
     )
     assert tags["git.dirty"] == ("unknown" if dirty.returncode else str(bool(dirty.stdout.strip())).lower())
     assert tags["mnist_lab.version"] == mnist_lab.__version__
+    assert (tags["process.host"], tags["process.pid"]) == (socket.gethostname(), str(os.getpid()))  # stale.py
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from mnist_lab.checkpoints import check_net_args, check_resumable, check_same_settings, read_checkpoint, resolve
 from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
 from mnist_lab.models.classifier import Classifier
-from mnist_lab.recovery import stop_signals
+from mnist_lab.recovery import REQUEST, stop_signals
 from mnist_lab.tracking.logger import resolve_tracking_uri, run_logger
 
 # The checkout's configs/ (an editable install); a package installed on its own finds them in the working directory.
@@ -173,23 +173,32 @@ class TemplateCLI(LightningCLI):
         except (ValueError, TypeError) as err:
             raise ConfigError(f"the optimiser or schedule rejects its settings: {err}") from None
 
-    before_fit = before_validate = before_test = before_predict = _check_inputs
+    before_validate = before_test = before_predict = _check_inputs
+
+    def before_fit(self) -> None:
+        self._check_inputs()
+        if self.config.fit.run_test and (logger := run_logger(self.trainer)) is not None:
+            logger.test_follows = True  # the run ends once, after the test (RunLogger.finalize)
 
     def after_fit(self) -> None:
         if not self.config.fit.run_test or self.trainer.interrupted:
             return
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else None
+        REQUEST.fitted = True  # a signal now cuts only the test short
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         if results and self.trainer.is_global_zero:
             print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best})")
 
 
-def _stopped(signum: int, forced: bool) -> SystemExit:
+def _stopped(signum: int, forced: bool, fitted: bool = False) -> SystemExit:
     if rank_zero_only.rank == 0:  # under DDP every process stops; one of them says so
         name = signal.Signals(signum).name
         print(
-            f"stopped by {name} outside a training step boundary: no checkpoint was written"
+            f"stopped by {name} during the test: fit had finished and its checkpoints are kept (uploaded with the "
+            "run); test them with `python -m mnist_lab test --ckpt_path=<run id>`"
+            if fitted
+            else f"stopped by {name} outside a training step boundary: no checkpoint was written"
             if forced
             else f"stopped by {name}; resume with `make train RESUME=last` (or RESUME=<run id>)",
             file=sys.stderr,
@@ -231,7 +240,7 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
                 args=args,
             )
         except TrainingInterrupted as stop:
-            raise _stopped(stop.signum, stop.forced) from None
+            raise _stopped(stop.signum, stop.forced, stop.fitted) from None
         except SIGTERMException:
             raise _stopped(signal.SIGTERM, False) from None
         except (TemplateError, ValueError) as err:

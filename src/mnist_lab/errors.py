@@ -39,11 +39,12 @@ class TrainingInterrupted(BaseException):
     """SIGINT or SIGTERM asked the run to stop; like ``KeyboardInterrupt``, not an ``Exception``.
 
     ``forced``: it stopped where no consistent checkpoint can be written (mid-step, while setting up,
-    testing or predicting), so none was.
+    testing or predicting), so none was. ``fitted``: fit had ended, so only the test after it was cut.
     """
 
     run_status = "KILLED"  # how its MLflow run ends (RunLogger.finalize)
 
-    def __init__(self, signum: int, forced: bool = False) -> None:
-        self.signum, self.forced = signum, forced
-        super().__init__(f"stopped by {signal.Signals(signum).name}" + (" (no checkpoint)" if forced else ""))
+    def __init__(self, signum: int, forced: bool = False, fitted: bool = False) -> None:
+        self.signum, self.forced, self.fitted = signum, forced, fitted
+        how = " during the test after fit (its checkpoints kept)" if fitted else " (no checkpoint)" if forced else ""
+        super().__init__(f"stopped by {signal.Signals(signum).name}{how}")

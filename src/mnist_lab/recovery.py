@@ -2,9 +2,11 @@
 
 While a training step runs, the first signal only sets a flag: :class:`Recovery` stops at the end of
 the batch, after the optimiser step, and writes ``last.ckpt`` (never after an error or a divergence,
-which would overwrite the last good checkpoint). A second signal stops at once. Outside training
-(loading data, the sanity check, testing, predicting) the first signal stops at once and no
-checkpoint is written. Once a stop is under way, further signals are ignored, so the checkpoint and
+which would overwrite the last good checkpoint). A second signal stops at once, unless it is the
+same signal within :data:`REPEAT_S`: ``make``, ``srun`` and ``torchrun`` pass on the signal that
+``kill -- -PGID`` or SLURM already sent to their whole process group, so one request arrives twice.
+Outside training (loading data, the sanity check, testing, predicting) the first signal stops at
+once and no checkpoint is written. Once a stop is under way, further signals are ignored, so the checkpoint and
 the run's KILLED status are written in full. Checkpoints also carry the random generators, so
 dropout and augmentation continue the same stream. :class:`BestAndLastCheckpoint` is
 ``ModelCheckpoint`` whose ``last.ckpt`` follows every validation (Lightning 2.6 rewrites it only
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +33,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mnist_lab.errors import TrainingInterrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_S = 1.5  # the same signal again within this is the same request, passed on by a parent in the group
 
 
 class StopRequest:
@@ -39,16 +43,18 @@ class StopRequest:
         self.signum: int | None = None
         self.deferring = False  # True while a training step may be running
         self.stopping = False  # a stop is being carried out: further signals must not cut it short
+        self.fitted = False  # fit has ended (the CLI tests next): a stop now loses only the test
+        self._at = 0.0  # when the deferred request came
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping:
-            return  # the checkpoint and the run's KILLED status are being written
+        if self.stopping or (signum == self.signum and time.monotonic() - self._at < REPEAT_S):
+            return  # the checkpoint and the KILLED status are being written, or this is the same request
         if self.signum is not None or not self.deferring:
             # Not between two training steps (setup, sanity check, testing, or a second signal): stop
             # at once, and never write a checkpoint from this state.
             self.signum, self.stopping = signum, True
-            raise TrainingInterrupted(signum, forced=True)
-        self.signum = signum
+            raise TrainingInterrupted(signum, forced=True, fitted=self.fitted)
+        self.signum, self._at = signum, time.monotonic()
         print(
             f"\n{signal.Signals(signum).name} received: stopping after this batch and saving last.ckpt "
             "(send it again to stop at once, without a checkpoint)",
@@ -62,7 +68,7 @@ REQUEST = StopRequest()
 @contextmanager
 def stop_signals() -> Iterator[StopRequest]:
     """Route SIGINT and SIGTERM to :data:`REQUEST` for the duration (main thread only)."""
-    REQUEST.signum, REQUEST.deferring, REQUEST.stopping = None, False, False
+    REQUEST.signum, REQUEST.deferring, REQUEST.stopping, REQUEST.fitted = None, False, False, False
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     for s in SIGNALS:
         signal.signal(s, REQUEST.handle)
@@ -71,7 +77,7 @@ def stop_signals() -> Iterator[StopRequest]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        REQUEST.signum, REQUEST.deferring, REQUEST.stopping = None, False, False
+        REQUEST.signum, REQUEST.deferring, REQUEST.stopping, REQUEST.fitted = None, False, False, False
 
 
 def is_clean_stop(exception: BaseException) -> bool:

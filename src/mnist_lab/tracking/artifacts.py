@@ -54,6 +54,8 @@ class RunArtifacts(L.Callback):
         if not logger.resumed:
             client.log_param(run_id, "params/trainable", ModelSummary(pl_module, max_depth=0).trainable_parameters)
             log_dataset(logger, trainer.datamodule)
+        elif "error" in client.get_run(run_id).data.tags:  # the stop it names is over: the run goes on
+            client.delete_tag(run_id, "error")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Record the checkpoint folder, so ``RESUME=<run id>`` finds the run's ``last.ckpt``."""

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from mnist_lab.stale import tag_process
 from mnist_lab.tracking.store import open_store
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -86,6 +87,7 @@ class RunLogger(MLFlowLogger):
         self._experiment_id = experiment_id
         self.resumed = run_id is not None
         self.stopped_by: BaseException | None = None  # set by RunArtifacts.on_exception
+        self.test_follows = False  # set by the CLI: fit's end leaves the run open for the test after it
 
     @property
     def tracking_uri(self) -> str:
@@ -100,6 +102,7 @@ class RunLogger(MLFlowLogger):
         if opening:
             if self.resumed:
                 client.update_run(self._run_id, status="RUNNING")
+            tag_process(client, self._run_id)  # so that a later command can tell if its process is gone
             self._announce("resumed" if self.resumed else "started")
         return client
 
@@ -126,8 +129,14 @@ class RunLogger(MLFlowLogger):
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
-        """End the run with :func:`run_status`'s status and say how it ended."""
+        """End the run with :func:`run_status`'s status and say how it ended, once: after the test that
+        follows fit, if one does (Lightning finalizes at the end of each of them)."""
         if not self._initialized:
+            return
+        if status == "success" and self.test_follows:  # MLFlowLogger.finalize without the end of the run
+            self.test_follows = False  # the test's end ends it
+            if self._checkpoint_callback:  # uploaded now: the test restores the callback's state from `best`
+                self._scan_and_log_checkpoints(self._checkpoint_callback)
             return
         ended = run_status(status, self.stopped_by)
         super().finalize(ended)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.stale import end_stale_runs
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
@@ -70,6 +71,7 @@ def open_store(uri: str, experiment_name: str, artifact_location: str | None) ->
         try:
             client = MlflowClient(uri)
             experiment = client.get_experiment_by_name(experiment_name)
+            end_stale_runs(client)
         except Exception as err:  # noqa: BLE001 - sqlalchemy, MLflow and OS errors all mean "store unusable"
             raise ConfigError(f"cannot open the MLflow store {uri}: {type(err).__name__}: {err}") from None
         if experiment is not None and experiment.lifecycle_stage == "deleted":
