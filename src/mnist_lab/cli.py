@@ -200,7 +200,7 @@ def _stopped(signum: int, forced: bool, fitted: bool = False) -> SystemExit:
             if fitted
             else f"stopped by {name} outside a training step boundary: no checkpoint was written"
             if forced
-            else f"stopped by {name}; resume with `make train RESUME=last` (or RESUME=<run id>)",
+            else f"stopped by {name}; resume: the same command with RESUME=last (or RESUME=<run id>)",
             file=sys.stderr,
         )
     return SystemExit(128 + signum)
