@@ -27,7 +27,7 @@ EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
-RUN        ?=#                `make serve`: the MLflow run id whose model to serve
+RUN        ?=#                `make serve`/`register`: an MLflow run id (serve: or MODEL=models:/mnist-classifier@champion)
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
@@ -105,7 +105,7 @@ ui: ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
 
 serve: ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
 	@uri=$$(MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		$(PY) -m mnist_lab.checkpoints "$(RUN)") && \
+		$(PY) -m mnist_lab.checkpoints "$(or $(RUN),$(filter models:/%,$(MODEL)))") && \
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(VENV)/bin/mlflow models serve -m "$$uri" --env-manager local -h 127.0.0.1 -p $(PORT)
 
@@ -119,6 +119,11 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 		$(if $(strip $(RESUME)),--resume) $(call opt,--storage,$(STORAGE)) $(call opt,--name,$(NAME)) \
 		$(if $(QUICK),--quick) $(call opt,--data-dir,$(DATA_DIR)) $(call opt,--experiment,$(EXPERIMENT)) \
 		$(if $(strip $(ARGS)),-- $(ARGS))
+
+.PHONY: register
+register: ## A run's logged model -> next version of NAME (mnist-classifier), alias @champion: make register RUN=<id>
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.registry "$(RUN)" $(call opt,--name,$(NAME))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
