@@ -54,6 +54,8 @@ class RunLogger(MLFlowLogger):
         log_model: ``MLFlowLogger``'s: ``True`` uploads the best and last checkpoints at the end.
         run_id: continue this existing run (the CLI sets it from a checkpoint when resuming).
         synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
+        log_system_metrics: MLflow's ``system/*`` metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) in
+            this run, every ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` (10) seconds, from rank 0.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class RunLogger(MLFlowLogger):
         log_model: bool = True,
         run_id: str | None = None,
         synchronous: bool | None = None,
+        log_system_metrics: bool = False,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
@@ -86,6 +89,7 @@ class RunLogger(MLFlowLogger):
         self._experiment_id = experiment_id
         self.resumed = run_id is not None
         self.stopped_by: BaseException | None = None  # set by RunArtifacts.on_exception
+        self._log_system_metrics, self._monitor = log_system_metrics, None
 
     @property
     def tracking_uri(self) -> str:
@@ -101,6 +105,13 @@ class RunLogger(MLFlowLogger):
             if self.resumed:
                 client.update_run(self._run_id, status="RUNNING")
             self._announce("resumed" if self.resumed else "started")
+            if self._log_system_metrics:  # MLflow's monitor for a run it did not start itself
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+                self._monitor = SystemMetricsMonitor(
+                    self._run_id, resume_logging=self.resumed, tracking_uri=self.tracking_uri
+                )
+                self._monitor.start()
         return client
 
     def run_url(self) -> str:
@@ -130,6 +141,8 @@ class RunLogger(MLFlowLogger):
         if not self._initialized:
             return
         ended = run_status(status, self.stopped_by)
+        if self._monitor is not None:
+            self._monitor.finish()  # writes its last samples
         super().finalize(ended)
         print(f"MLflow run {self._run_id} {ended}: {self.run_url()}", flush=True)
 
