@@ -120,10 +120,14 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 		$(if $(QUICK),--quick) $(call opt,--data-dir,$(DATA_DIR)) $(call opt,--experiment,$(EXPERIMENT)) \
 		$(if $(strip $(ARGS)),-- $(ARGS))
 
-.PHONY: register
+.PHONY: register export
 register: ## A run's logged model -> next version of NAME (mnist-classifier), alias @champion: make register RUN=<id>
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.registry "$(RUN)" $(call opt,--name,$(NAME))
+
+export: ## A run's best network -> outputs/onnx/<id>/model.onnx, logged to it, checked on test data: make export RUN=<id>
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.export "$(RUN)" $(call opt,--data-dir,$(DATA_DIR))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
