@@ -120,7 +120,13 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 		$(if $(QUICK),--quick) $(call opt,--data-dir,$(DATA_DIR)) $(call opt,--experiment,$(EXPERIMENT)) \
 		$(if $(strip $(ARGS)),-- $(ARGS))
 
-.PHONY: register export
+.PHONY: register export team-up team-down
+team-up: ## PostgreSQL + mlflow server here, on free ports (.team/); eval "$$(make -s team-up)" points targets there
+	@PY=$(PY) scripts/team.sh up
+
+team-down: ## Stop what team-up started (its data stays in .team/)
+	@PY=$(PY) scripts/team.sh down
+
 register: ## A run's logged model -> next version of NAME (mnist-classifier), alias @champion: make register RUN=<id>
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.registry "$(RUN)" $(call opt,--name,$(NAME))
