@@ -27,7 +27,7 @@ EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
-RUN        ?=#                `make serve`/`register`: an MLflow run id (serve: or MODEL=models:/mnist-classifier@champion)
+RUN        ?=#                `make serve`/`register`/`export`: an MLflow run id (serve: or MODEL=models:/<name>@champion)
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
@@ -121,7 +121,7 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 		$(if $(strip $(ARGS)),-- $(ARGS))
 
 .PHONY: register export team-up team-down
-team-up: ## PostgreSQL + mlflow server here, on free ports (.team/); eval "$$(make -s team-up)" points targets there
+team-up: ## PostgreSQL + mlflow server here, on free ports (.team/); eval "$(make -s team-up)" points targets there
 	@PY=$(PY) scripts/team.sh up
 
 team-down: ## Stop what team-up started (its data stays in .team/)
