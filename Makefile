@@ -27,7 +27,7 @@ EXPERIMENT ?=#                MLflow experiment name (default: mnist)
 RESUME     ?=#                continue a run: last (the newest KILLED/FAILED one) | <checkpoint path> | <MLflow run id>; `make sweep RESUME=1`: the study
 ARGS       ?=#                any further LightningCLI arguments (given last, so they win)
 PORT       ?= 5000#           port of `make ui` and `make serve`
-RUN        ?=#                `make serve`: the MLflow run id whose model to serve
+RUN        ?=#                `make serve`/`register`/`export`: an MLflow run id (serve: or MODEL=models:/<name>@champion)
 CKPT       ?=#                `make predict`: a checkpoint file or an MLflow run id
 INPUT      ?=#                `make predict`: an image file (PNG/JPG) or a folder of them
 OUT        ?=#                `make predict`: the CSV to write (default outputs/image_predictions.csv)
@@ -114,7 +114,7 @@ ui: check-port runs-clean ## Serve the MLflow UI over mlruns/ on PORT (default 5
 
 serve: check-port ## Serve a run's logged model over REST: make serve RUN=<run id> [PORT=5000]
 	@uri=$$(MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		$(PY) -m mnist_lab.checkpoints "$(RUN)") && \
+		$(PY) -m mnist_lab.checkpoints "$(or $(RUN),$(filter models:/%,$(MODEL)))") && \
 	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(VENV)/bin/mlflow models serve -m "$$uri" --env-manager local -h 127.0.0.1 -p $(PORT)
 
@@ -128,6 +128,21 @@ sweep: ## Optuna sweep of SWEEP, trials as child MLflow runs (TRIALS=, JOBS=, RE
 		$(if $(strip $(RESUME)),--resume) $(call opt,--storage,$(STORAGE)) $(call opt,--name,$(NAME)) \
 		$(if $(QUICK),--quick) $(call opt,--data-dir,$(DATA_DIR)) $(call opt,--experiment,$(EXPERIMENT)) \
 		$(if $(strip $(ARGS)),-- $(ARGS))
+
+.PHONY: register export team-up team-down
+team-up: ## PostgreSQL + mlflow server here, on free ports (.team/); eval "$(make -s team-up)" points targets there
+	@PY=$(PY) scripts/team.sh up
+
+team-down: ## Stop what team-up started (its data stays in .team/)
+	@PY=$(PY) scripts/team.sh down
+
+register: ## A run's logged model -> next version of NAME (mnist-classifier), alias @champion: make register RUN=<id>
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.registry "$(RUN)" $(call opt,--name,$(NAME))
+
+export: ## A run's best network -> outputs/onnx/<id>/model.onnx, logged to it, checked on test data: make export RUN=<id>
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
+		$(PY) -m mnist_lab.export "$(RUN)" $(call opt,--data-dir,$(DATA_DIR))
 
 test: ## The whole test suite (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q

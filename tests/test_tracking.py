@@ -199,7 +199,8 @@ def test_failed_and_interrupted_runs_get_their_status(
 @pytest.mark.server
 @pytest.mark.subprocess
 @pytest.mark.slow
-def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: TrackedRun) -> None:
+@pytest.mark.parametrize("registered", [False, True], ids=["RUN=<id>", "MODEL=models:/...@champion"])
+def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: TrackedRun, registered: bool) -> None:
     import json
     import os
     import signal
@@ -213,8 +214,13 @@ def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: Trac
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (tracked.workdir / "serve.log").open("w")
+    if registered:
+        from mnist_lab.registry import register
+
+        register(tracked.id, tracked.uri)
+    model = "MODEL=models:/mnist-classifier@champion" if registered else f"RUN={tracked.id}"
     proc = subprocess.Popen(
-        ["make", "-s", "serve", f"RUN={tracked.id}", f"PORT={port}"],
+        ["make", "-s", "serve", model, f"PORT={port}"],
         env={**os.environ, "MLFLOW_TRACKING_URI": tracked.uri},
         cwd=repo_root,
         start_new_session=True,

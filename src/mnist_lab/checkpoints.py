@@ -27,6 +27,7 @@ MODEL_NAME = "classifier"  # the run's logged MLflow model
 LAST = "last"
 MAY_CHANGE = {"data.init_args." + k for k in ("data_dir", "download", "on_device")}  # where the data is, not what
 RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
+REGISTERED = re.compile(r"^models:/([^/@]+)(?:@([^/]+)|/(\d+))$")  # models:/<name>@<alias> | models:/<name>/<version>
 
 
 @dataclass
@@ -141,6 +142,8 @@ def resolve(ref: str, root: Path, tracking_uri: str, which: str = LAST, experime
         return Path(ref).expanduser()
     if match := RUN_ID.match(ref):
         return run_checkpoint(match.group(1), tracking_uri, which)
+    if REGISTERED.match(ref):
+        return run_checkpoint(registered_run(ref, tracking_uri), tracking_uri, which)
     raise ConfigError(f"checkpoint {ref!r} does not exist; give a checkpoint file, `{LAST}` or an MLflow run id")
 
 
@@ -208,7 +211,7 @@ def check_net_args(typed: list[str], info: CheckpointInfo) -> None:
 
 
 def model_uri(run_id: str, tracking_uri: str) -> str:
-    """``runs:/<id>/classifier`` for a run that logged its model (``make serve``)."""
+    """``models:/<model id>``, the run's logged ``classifier`` (``make serve``, ``make register``)."""
     import mlflow
 
     client = _client(tracking_uri, run_id)
@@ -220,17 +223,37 @@ def model_uri(run_id: str, tracking_uri: str) -> str:
     )
     if not models:
         raise ConfigError(f"run {run_id} logged no model {MODEL_NAME!r} (it logs one after its test: run_test=true)")
-    return f"runs:/{run_id}/{MODEL_NAME}"
+    return models[0].model_uri  # the newest
+
+
+def registered_run(uri: str, tracking_uri: str) -> str:
+    """The run whose model a registered version (``models:/<name>@<alias>`` or ``models:/<name>/<n>``) is."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name, alias, number = REGISTERED.match(uri).groups()
+    client = MlflowClient(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except MlflowException:
+        raise ConfigError(f"no model version {uri} in {tracking_uri}: `make register RUN=<run id>` makes one") from None
+    return version.run_id
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m mnist_lab.checkpoints <run id>``: the run's model URI for ``make serve``, or one error line."""
+    """``python -m mnist_lab.checkpoints <run id | models:/...>``: the model URI for ``make serve``, or an error."""
     from mnist_lab.tracking.logger import resolve_tracking_uri
 
     args = sys.argv[1:] if argv is None else argv
     try:
+        if len(args) == 1 and REGISTERED.match(args[0]):
+            registered_run(args[0], resolve_tracking_uri())  # it exists
+            print(args[0])
+            return
         if len(args) != 1 or not RUN_ID.match(args[0]):
-            raise ConfigError("give the run id: make serve RUN=<run id>")
+            raise ConfigError(
+                "give the run id or registered model: make serve RUN=<run id> | MODEL=models:/<name>@<alias>"
+            )
         print(model_uri(RUN_ID.match(args[0]).group(1), resolve_tracking_uri()))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

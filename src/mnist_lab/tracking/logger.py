@@ -55,6 +55,8 @@ class RunLogger(MLFlowLogger):
         log_model: ``MLFlowLogger``'s: ``True`` uploads the best and last checkpoints at the end.
         run_id: continue this existing run (the CLI sets it from a checkpoint when resuming).
         synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
+        log_system_metrics: MLflow's ``system/*`` metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) in
+            this run, every ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` (10) seconds, from rank 0.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class RunLogger(MLFlowLogger):
         log_model: bool = True,
         run_id: str | None = None,
         synchronous: bool | None = None,
+        log_system_metrics: bool = False,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
         if artifact_location is None and uri.startswith("sqlite:"):
@@ -88,6 +91,7 @@ class RunLogger(MLFlowLogger):
         self.resumed = run_id is not None
         self.stopped_by: BaseException | None = None  # set by RunArtifacts.on_exception
         self.test_follows = False  # set by the CLI: fit's end leaves the run open for the test after it
+        self._log_system_metrics, self._monitor = log_system_metrics, None
 
     @property
     def tracking_uri(self) -> str:
@@ -104,6 +108,13 @@ class RunLogger(MLFlowLogger):
                 client.update_run(self._run_id, status="RUNNING")
             tag_process(client, self._run_id)  # so that a later command can tell if its process is gone
             self._announce("resumed" if self.resumed else "started")
+            if self._log_system_metrics:  # MLflow's monitor for a run it did not start itself
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+                self._monitor = SystemMetricsMonitor(
+                    self._run_id, resume_logging=self.resumed, tracking_uri=self.tracking_uri
+                )
+                self._monitor.start()
         return client
 
     def run_url(self) -> str:
@@ -139,6 +150,8 @@ class RunLogger(MLFlowLogger):
                 self._scan_and_log_checkpoints(self._checkpoint_callback)
             return
         ended = run_status(status, self.stopped_by)
+        if self._monitor is not None:
+            self._monitor.finish()  # writes its last samples
         super().finalize(ended)
         print(f"MLflow run {self._run_id} {ended}: {self.run_url()}", flush=True)
 
