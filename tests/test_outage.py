@@ -225,6 +225,7 @@ def test_a_tracking_server_killed_mid_run_costs_a_bounded_wait_and_loses_nothing
         killed = time.monotonic()
         out, err = train.communicate(timeout=120)
         waited = time.monotonic() - killed
+        (tmp_path / "train.log").write_text(out + err)  # what the user saw, for a failing assertion's reader
     finally:
         for proc in (train, server):
             if proc.poll() is None:

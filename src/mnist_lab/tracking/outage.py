@@ -100,6 +100,8 @@ class Outage:
     def _keep(self, name: str, args: tuple, kwargs: dict) -> None:
         if name.startswith(READS):
             return
+        if name.startswith("log_artifact"):  # a local file or folder, found from any working directory
+            args = (args[0], str(Path(args[1]).resolve()), *args[2:])
         try:
             line = json.dumps({"call": name, "args": args, "kwargs": kwargs}, default=lambda o: dict(o))
         except (TypeError, ValueError):
@@ -141,7 +143,7 @@ def send(path: Path, client: Any) -> int:
             if key in kwargs:
                 kwargs[key] = [entity(**fields) for fields in kwargs[key]]
         if name.startswith("log_artifact") and not Path(args[1]).exists():
-            continue  # MLFlowLogger's temporary checkpoint metadata
+            continue  # MLFlowLogger's temporary checkpoint metadata (or a file deleted since)
         try:
             getattr(client, name)(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - as in Outage
