@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from mnist_lab.checkpoints import check_net_args, check_resumable, check_same_settings, read_checkpoint, resolve
-from mnist_lab.errors import ConfigError, DivergenceError, TemplateError, TrainingInterrupted
+from mnist_lab.errors import ConfigError, DivergenceError, RunFault, TemplateError, TrainingInterrupted
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.recovery import REQUEST, stop_signals
 from mnist_lab.tracking.logger import resolve_tracking_uri, run_logger
@@ -227,7 +227,7 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
     files = [str(f) for f in DEFAULT_CONFIGS if f.is_file()]
     with stop_signals():
         try:
-            return TemplateCLI(
+            cli = TemplateCLI(
                 Classifier,
                 LightningDataModule,  # any datamodule; configs/defaults.yaml names MNISTDataModule
                 subclass_mode_data=True,
@@ -239,6 +239,10 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
                 trainer_defaults={"callbacks": list(callbacks)} if callbacks else None,
                 args=args,
             )
+            logger = run_logger(cli.trainer) if getattr(cli, "trainer", None) is not None else None
+            if logger is not None and logger.fault is not None:  # the store failed after training: said already
+                raise SystemExit(1)
+            return cli
         except TrainingInterrupted as stop:
             raise _stopped(stop.signum, stop.forced, stop.fitted) from None
         except SIGTERMException:
@@ -248,4 +252,4 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
             if cause is None:
                 raise
             print(f"error: {cause}", file=sys.stderr)
-            raise SystemExit(1 if isinstance(cause, DivergenceError) else 2) from None
+            raise SystemExit(1 if isinstance(cause, (DivergenceError, RunFault)) else 2) from None

@@ -18,6 +18,10 @@ class DataError(TemplateError):
     """Missing, truncated or corrupt dataset files."""
 
 
+class RunFault(TemplateError):
+    """The tracking store or the disk failed during a run (exit code 1); the message says what was kept where."""
+
+
 class DivergenceError(TemplateError):
     """The loss became NaN or infinite: training cannot go on from here."""
 

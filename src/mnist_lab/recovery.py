@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from mnist_lab.errors import TrainingInterrupted
+from mnist_lab.errors import RunFault, TrainingInterrupted
+from mnist_lab.tracking.logger import run_logger
+from mnist_lab.tracking.outage import StoreDown
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REPEAT_S = 1.5  # the same signal again within this is the same request, passed on by a parent in the group
@@ -84,7 +87,7 @@ def is_clean_stop(exception: BaseException) -> bool:
     """A stop asked for by a signal, reached between two steps (so the state is consistent)."""
     if isinstance(exception, TrainingInterrupted):
         return not exception.forced
-    return isinstance(exception, SIGTERMException)
+    return isinstance(exception, (SIGTERMException, StoreDown))
 
 
 class Recovery(L.Callback):
@@ -111,12 +114,14 @@ class Recovery(L.Callback):
                 torch.cuda.set_rng_state_all(state["torch.cuda"])
 
     def _check(self, trainer: L.Trainer) -> None:
-        requested = REQUEST.signum is not None
+        logger = run_logger(trainer)
+        fault = logger.fault if logger is not None else None  # the tracking store failed (rank 0)
+        requested = REQUEST.signum is not None or fault is not None
         if trainer.world_size > 1:  # every rank must stop at the same batch, or collectives hang
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
             REQUEST.deferring, REQUEST.stopping = False, True
-            raise TrainingInterrupted(REQUEST.signum or signal.SIGTERM)
+            raise fault or TrainingInterrupted(REQUEST.signum or signal.SIGTERM)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self._check(trainer)
@@ -134,7 +139,11 @@ class Recovery(L.Callback):
         path = str(Path(folder) / "last.ckpt")
         if isinstance(checkpoint, ModelCheckpoint):  # before saving: it is part of the saved state
             checkpoint.last_model_path = path  # resumed runs overwrite it; the logger uploads it
-        trainer.save_checkpoint(path)
+        try:
+            trainer.save_checkpoint(path)
+        except RunFault as err:  # a full disk: the run must still end, with its status
+            print(err, file=sys.stderr, flush=True)
+            return
         if trainer.is_global_zero:
             print(f"saved {path}", flush=True)
 

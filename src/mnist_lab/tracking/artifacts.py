@@ -120,7 +120,7 @@ class RunArtifacts(L.Callback):
             images, true, pred = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
             figure = misclassified_figure(images, true, pred, class_names=names)
             logger.experiment.log_figure(logger.run_id, figure, "figures/misclassified.png")
-        if self.log_model:
+        if self.log_model and logger.fault is None:  # MLflow's own calls: no outage can keep them
             log_pytorch_model(logger, pl_module, trainer.datamodule)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

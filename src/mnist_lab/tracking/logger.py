@@ -8,7 +8,9 @@ once, under a lock) when the logger is made, so a store that cannot work fails b
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from mnist_lab.checkpoints import CHECKPOINT_DIR_TAG
 from mnist_lab.stale import tag_process
+from mnist_lab.tracking.outage import UNSENT, Outage, StoreDown, bound_http_wait, send
 from mnist_lab.tracking.store import open_store
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -57,6 +61,7 @@ class RunLogger(MLFlowLogger):
         synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
         log_system_metrics: MLflow's ``system/*`` metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) in
             this run, every ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` (10) seconds, from rank 0.
+        store_timeout_s: how long a tracking server may fail to answer before the run stops (see ``outage``).
     """
 
     def __init__(
@@ -70,8 +75,11 @@ class RunLogger(MLFlowLogger):
         run_id: str | None = None,
         synchronous: bool | None = None,
         log_system_metrics: bool = False,
+        store_timeout_s: float = 60,
     ) -> None:
         uri = resolve_tracking_uri(tracking_uri)
+        if uri.startswith(("http://", "https://")):
+            bound_http_wait(store_timeout_s)
         if artifact_location is None and uri.startswith("sqlite:"):
             artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
         experiment_id = None  # MLFlowLogger would create the store itself, unlocked and unchecked
@@ -92,6 +100,8 @@ class RunLogger(MLFlowLogger):
         self.stopped_by: BaseException | None = None  # set by RunArtifacts.on_exception
         self.test_follows = False  # set by the CLI: fit's end leaves the run open for the test after it
         self._log_system_metrics, self._monitor = log_system_metrics, None
+        self.outage: Outage | None = None  # the run's client, once the run is open
+        self._told = False  # the outage's message was printed
 
     @property
     def tracking_uri(self) -> str:
@@ -100,13 +110,17 @@ class RunLogger(MLFlowLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        """The ``MlflowClient``; the first access creates (or reopens) the run and says where it is."""
-        opening = not self._initialized
-        client = super().experiment
-        if opening:
+        """The ``MlflowClient`` (as an :class:`Outage`); the first access creates (or reopens) the run,
+        sends what an earlier outage kept, and says where the run is."""
+        if self.outage is None:
+            client = super().experiment
             if self.resumed:
+                folder = client.get_run(self._run_id).data.tags.get(CHECKPOINT_DIR_TAG)
+                if folder and (Path(folder) / UNSENT).is_file():
+                    print(f"sent {send(Path(folder) / UNSENT, client)} writes kept by an outage", flush=True)
                 client.update_run(self._run_id, status="RUNNING")
             tag_process(client, self._run_id)  # so that a later command can tell if its process is gone
+            self.outage = Outage(client, self._tracking_uri, self._run_id)
             self._announce("resumed" if self.resumed else "started")
             if self._log_system_metrics:  # MLflow's monitor for a run it did not start itself
                 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -115,7 +129,14 @@ class RunLogger(MLFlowLogger):
                     self._run_id, resume_logging=self.resumed, tracking_uri=self.tracking_uri
                 )
                 self._monitor.start()
-        return client
+        return self.outage
+
+    @property
+    def fault(self) -> StoreDown | None:
+        """The store's failure, once a call has failed (a failed asynchronous write shows at the next one)."""
+        if self.outage is None or self.outage.fault is None:
+            return None
+        return StoreDown(self.outage.explain())
 
     def run_url(self) -> str:
         """The run's page in the MLflow UI (`make ui` for the local store)."""
@@ -153,7 +174,18 @@ class RunLogger(MLFlowLogger):
         if self._monitor is not None:
             self._monitor.finish()  # writes its last samples
         super().finalize(ended)
-        print(f"MLflow run {self._run_id} {ended}: {self.run_url()}", flush=True)
+        self.outage.settle()  # the last asynchronous write
+        fault = self.fault
+        if fault is None:
+            print(f"MLflow run {self._run_id} {ended}: {self.run_url()}", flush=True)
+            return
+        self.experiment.set_terminated(self._run_id, ended)  # kept: the file ends the run so when sent
+        if not self._tracking_uri.startswith("http"):  # and FAILED wherever it can still be written
+            with contextlib.suppress(Exception):
+                self.outage.client.set_terminated(self._run_id, "FAILED")
+        if not isinstance(self.stopped_by, StoreDown) and not self._told:  # else the CLI's error line says it
+            print(f"error: {fault}", file=sys.stderr, flush=True)
+        self._told = True
 
 
 def run_logger(trainer: L.Trainer) -> RunLogger | None:

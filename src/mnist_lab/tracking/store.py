@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import urllib.error
 import urllib.request
 import uuid
@@ -51,6 +52,20 @@ def check_artifact_root(location: str | None) -> None:
         ) from None
 
 
+def check_sqlite(db: Path) -> None:
+    """sqlite's own quick check, so a corrupt store is one line before any run (MLflow's errors run to 170)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            problem = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.Error as err:
+        problem = str(err)
+    if problem != "ok":
+        raise ConfigError(
+            f"the MLflow store {db} is corrupt ({problem}): restore it from a backup, or move it aside "
+            "(`sqlite3 <file> .recover` may save its runs) and a new store is made there"
+        )
+
+
 def open_store(uri: str, experiment_name: str, artifact_location: str | None) -> str:
     """Create (once) or reach the store and the experiment; return the experiment id."""
     from mlflow import MlflowClient
@@ -60,6 +75,8 @@ def open_store(uri: str, experiment_name: str, artifact_location: str | None) ->
     db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
     if db is not None and db.exists() and not os.access(db, os.W_OK):
         raise ConfigError(f"the MLflow store {db} is not writable")
+    if db is not None and db.exists():
+        check_sqlite(db)
     with contextlib.ExitStack() as stack:
         if db is not None:  # an exclusive lock beside the database while the store and experiment are made
             try:
