@@ -97,7 +97,7 @@ def test_a_store_corrupted_during_training_stops_with_last_ckpt_and_resume_sends
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss_step")]
     missing = set(range(32)) - set(steps)
     assert missing == {stopped_at - 1}, "only the step the stop came after has no train/loss_step (as with a signal)"
-    assert run.data.tags["error"].startswith("StoreDown")
+    assert "error" not in run.data.tags, "the resumed run finished: the outage's error tag is gone"
 
 
 @pytest.fixture

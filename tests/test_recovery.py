@@ -143,7 +143,7 @@ def test_sigterm_to_a_process_group_counts_once_and_the_run_resumes(
     launched = f"PY={sys.executable} {tmp_path / 'launcher.py'} {sys.executable}"
     make = ["make", "-s", "-C", str(repo_root), "train", launched, f"ARGS={' '.join(args[3:])} {slow}"]
     result, run_id = start_and_signal(make, tmp_path, tracking_uri, signal.SIGTERM)
-    assert "stopped by SIGTERM; resume with" in result.stderr, result.stderr[-3000:]
+    assert "stopped by SIGTERM; resume: the same command with RESUME=last" in result.stderr, result.stderr[-3000:]
     assert "no checkpoint" not in result.stderr and "Traceback" not in result.stderr
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)

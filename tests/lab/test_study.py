@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,9 +196,9 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
 
     import mlflow
 
-    mlflow.set_tracking_uri(
-        f"sqlite:///{empty_store}"
-    )  # mlflow pointed at another store, as an earlier test may leave it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test
+    other = shutil.copy(empty_store, tmp_path / "other.db")  # never the shared empty store: later tests copy it
+    mlflow.set_tracking_uri(f"sqlite:///{other}")  # mlflow pointed at another store, as an earlier test may leave it
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # (set_tracking_uri also sets this variable)
     rebuilt = tmp_path / "rebuilt" / "study.md"
     study_id = parent.data.tags["study"]

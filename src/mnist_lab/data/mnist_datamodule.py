@@ -105,7 +105,7 @@ class MNISTDataModule(L.LightningDataModule):
         """Download only when files are absent; check the files and the split sizes before a run exists."""
         if not all((self.raw_dir / name).is_file() for name in MNIST_FILES):
             self._download()
-        self._check_sizes(check_mnist_raw(self.raw_dir, self.num_classes))
+        self._check_sizes(check_mnist_raw(self.raw_dir, len(self.spec.class_names)))
 
     def _download(self) -> None:
         expected = "\n  ".join(str(self.raw_dir / name) for name in MNIST_FILES)
@@ -133,7 +133,7 @@ class MNISTDataModule(L.LightningDataModule):
         """Decode once into tensors; later calls (fit, then test) reuse them."""
         if stage in (None, "fit", "validate") and "train" not in self._splits:
             self._check_sizes(
-                check_mnist_raw(self.raw_dir, self.num_classes)
+                check_mnist_raw(self.raw_dir, len(self.spec.class_names))
             )  # again: setup() may run without prepare_data()
             images, labels = self._load(train=True)
             hp = self.hparams
@@ -142,7 +142,7 @@ class MNISTDataModule(L.LightningDataModule):
             self._splits["train"] = Split(images[train], labels[train])
             self._splits["val"] = Split(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self._splits:
-            check_mnist_raw(self.raw_dir, self.num_classes)
+            check_mnist_raw(self.raw_dir, len(self.spec.class_names))
             self._splits["test"] = Split(*self._load(train=False))
 
     def data_device(self) -> torch.device:

@@ -9,6 +9,7 @@ once, under a lock) when the logger is made, so a store that cannot work fails b
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -125,6 +126,7 @@ class RunLogger(MLFlowLogger):
             if self._log_system_metrics:  # MLflow's monitor for a run it did not start itself
                 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+                logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # not 4 INFO lines a run
                 self._monitor = SystemMetricsMonitor(
                     self._run_id, resume_logging=self.resumed, tracking_uri=self.tracking_uri
                 )
