@@ -120,7 +120,7 @@ def test_an_unusable_store_fails_quickly_without_a_traceback(
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and message in result.stderr
-    assert time.monotonic() - start < 15 + 10, "must fail within 15 s (plus the ~10 s of imports)"
+    assert time.monotonic() - start < 60, "must fail well within a minute, not after MLflow's 4 minutes of retries"
 
 
 @pytest.mark.subprocess

@@ -34,6 +34,13 @@ def assert_no_duplicate_steps(client: MlflowClient, run_id: str) -> None:
         assert len(steps) == len(set(steps)), f"{key} logged twice at one step: {sorted(steps)}"
 
 
+def which_cli(workdir: Path, args: list[str]) -> str:
+    """Where the failed process's ``mnist_lab`` and its configs came from (a failure's context)."""
+    probe = "import mnist_lab.cli as c, os; print(c.__file__, c.DEFAULT_CONFIGS, sorted(os.environ))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src")])}
+    return subprocess.run([args[0], "-c", probe], cwd=workdir, env=env, capture_output=True, text=True).stdout
+
+
 def start_and_signal(
     command: list[str], workdir: Path, uri: str, signum: int
 ) -> tuple[subprocess.CompletedProcess, str]:
@@ -44,7 +51,11 @@ def start_and_signal(
     proc = subprocess.Popen(
         command,
         cwd=workdir,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": os.pathsep.join(sys.path)},  # tests/ too
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": uri,
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO / "src")]),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,7 +64,7 @@ def start_and_signal(
     try:
         deadline, run_id = time.monotonic() + 120, None
         while run_id is None:
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert proc.poll() is None, proc.communicate()[1][-3000:] + which_cli(workdir, proc.args)
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.5)
             runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")

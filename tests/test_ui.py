@@ -85,7 +85,7 @@ def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             try:
                 get(f"{base}/health")
