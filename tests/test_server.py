@@ -1,0 +1,75 @@
+"""Everything through a real `mlflow server` (over a sqlite file in tmp): Ctrl-C then resume, two torchrun "nodes"
+of one `fit`, and the server stopped for 20 s in the middle of a run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mnist_lab.cli import main
+from test_recovery import assert_no_duplicate_steps, history_steps, start_and_signal
+from test_ui import free_port, get
+from tiny_cli import tiny_args
+
+pytestmark = [pytest.mark.server, pytest.mark.subprocess, pytest.mark.slow]
+
+
+def serve(backend: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `mlflow server` over the sqlite file ``backend`` (artifacts and ``server.log`` beside it), in a process
+    group of its own; return it and its URI once it answers."""
+    port, log = port or free_port(), (backend.parent / "server.log").open("a")
+    proc = subprocess.Popen(
+        [Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers"]
+        + ["1", "--backend-store-uri", f"sqlite:///{backend}", "--artifacts-destination", str(backend.parent / "art")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+    while True:
+        try:
+            get(f"{uri}/health")
+            return proc, uri
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail("mlflow server did not start:\n" + (backend.parent / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def server(empty_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `mlflow server` for the tests that leave it running; its URI."""
+    backend = tmp_path_factory.mktemp("server") / "server.db"
+    shutil.copy(empty_store, backend)
+    proc, uri = serve(backend)
+    yield uri
+    os.killpg(proc.pid, signal.SIGKILL)  # its store is thrown away: no need to wait for a graceful stop
+    proc.wait(timeout=30)
+
+
+def test_ctrl_c_then_resume_continues_the_same_run_through_the_server(
+    fake_mnist: Path, server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = tiny_args("fit", fake_mnist, "--data.batch_size=16", "--trainer.max_epochs=2", "--run_test=false")
+    args += ["--trainer.log_every_n_steps=1"]
+    result, run_id = start_and_signal([sys.executable, "-m", "mnist_lab", *args], tmp_path, server, signal.SIGINT)
+    assert result.returncode == 130, result.stderr[-3000:]
+    client = MlflowClient(server)
+    assert client.get_run(run_id).info.status == "KILLED"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, f"--ckpt_path={run_id}"]).trainer.logger.run_id == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert history_steps(client, run_id, "val/acc") == [63 - 1, 126 - 1]
+    assert_no_duplicate_steps(client, run_id)
