@@ -73,3 +73,43 @@ def test_ctrl_c_then_resume_continues_the_same_run_through_the_server(
     assert client.get_run(run_id).info.status == "FINISHED"
     assert history_steps(client, run_id, "val/acc") == [63 - 1, 126 - 1]
     assert_no_duplicate_steps(client, run_id)
+
+
+def test_a_server_stopped_for_20_s_mid_run_is_ridden_out_and_loses_no_metric(
+    fake_mnist: Path, empty_store: Path, tmp_path: Path
+) -> None:
+    """The default ``store_timeout_s=60`` outlasts a 20 s stop: the writes wait and are retried (a longer outage
+    stops the run with ``last.ckpt``: ``test_outage``)."""
+    shutil.copy(empty_store, tmp_path / "server.db")
+    server, uri = serve(tmp_path / "server.db")
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--data.batch_size=16", "--run_test=false")
+    train = subprocess.Popen(
+        [sys.executable, "-m", "mnist_lab", *args, "--trainer.log_every_n_steps=1"],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = MlflowClient(f"sqlite:///{tmp_path / 'server.db'}")  # the server's own store, read directly
+    try:
+        deadline = time.monotonic() + 120
+        while not (runs := store.search_runs(["1"])) or "train/loss_step" not in runs[0].data.metrics:
+            assert train.poll() is None and time.monotonic() < deadline, train.communicate()[1][-3000:]
+            time.sleep(0.2)
+        os.killpg(server.pid, signal.SIGSTOP)
+        time.sleep(20)
+        assert train.poll() is None, "the run waited for the server"
+        os.killpg(server.pid, signal.SIGCONT)
+        out, err = train.communicate(timeout=180)
+        client = MlflowClient(uri)
+        run = client.get_run(runs[0].info.run_id)
+        steps = history_steps(client, run.info.run_id, "train/loss_step")
+    finally:
+        train.kill()
+        os.killpg(server.pid, signal.SIGCONT)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert train.returncode == 0, err[-3000:]
+    assert "error:" not in err and "Traceback" not in err and run.info.status == "FINISHED"
+    assert sorted(steps) == list(range(126)), "every step's loss reached the server, once"
