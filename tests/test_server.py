@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from mnist_lab.cli import main
@@ -113,3 +114,44 @@ def test_a_server_stopped_for_20_s_mid_run_is_ridden_out_and_loses_no_metric(
     assert train.returncode == 0, err[-3000:]
     assert "error:" not in err and "Traceback" not in err and run.info.status == "FINISHED"
     assert sorted(steps) == list(range(126)), "every step's loss reached the server, once"
+
+
+def test_two_torchrun_nodes_make_one_run_and_a_sigterm_to_both_leaves_a_killed_run_that_resumes(
+    fake_mnist: Path, server: str, tmp_path: Path
+) -> None:
+    """Two `torchrun --nnodes=2` agents (the two hosts' commands) in one process group, so that one SIGTERM reaches
+    both, as a cluster's scheduler does; they share the working directory (a shared file system)."""
+    args = tiny_args(
+        "fit", fake_mnist, "--trainer.max_epochs=2", "--data.batch_size=16", "--trainer.log_every_n_steps=1"
+    )
+    args += ["--trainer.strategy=ddp", "--trainer.devices=1", "--trainer.num_nodes=2", "--trainer.accelerator=cpu"]
+    args += ["--trainer.logger.init_args.experiment_name=torchrun"]
+
+    def nodes(*extra: str) -> list[str]:
+        torchrun = [Path(sys.executable).parent / "torchrun", "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+        one = [*torchrun, f"--rdzv-endpoint=127.0.0.1:{free_port()}", "-m", "mnist_lab", *args, *extra]
+        return ["bash", "-c", '"$@" & "$@"; wait', "nodes", *map(str, one)]
+
+    client = MlflowClient(server)
+    stopped, run_id = start_and_signal(nodes(), tmp_path, server, signal.SIGTERM, experiment="torchrun")
+    (tmp_path / "stopped.log").write_text(stopped.stdout + stopped.stderr)  # what the user saw, for a reader
+    assert stopped.stderr.count("stopped by SIGTERM; resume") == 1, stopped.stderr[-3000:]
+    assert "]: Traceback" not in stopped.stderr, "no worker crashed (torchrun's agents show their own traceback)"
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert torch.load(Path(run.data.tags["checkpoint.dir"]) / "last.ckpt", weights_only=True)["global_step"] > 0
+
+    resumed = subprocess.run(
+        nodes(f"--ckpt_path={run_id}"),
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("test/acc = ") == 1, resumed.stdout[-3000:]
+    (run,) = client.search_runs([run.info.experiment_id])
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert history_steps(client, run_id, "val/acc") == [31, 63], "each node trains on its half: 32 steps an epoch"
+    assert_no_duplicate_steps(client, run_id)
