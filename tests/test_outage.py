@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mnist_lab.cli import main
 from mnist_lab.tracking import outage
 from mnist_lab.tracking.outage import UNSENT
-from test_ui import free_port, get
+from test_server import serve
 from tiny_cli import tiny_args
 
 pytestmark = pytest.mark.slow
@@ -174,37 +174,7 @@ def test_a_tracking_server_killed_mid_run_costs_a_bounded_wait_and_loses_nothing
 ) -> None:
     backend = tmp_path / "server.db"
     shutil.copy(empty_store, backend)
-
-    log = (tmp_path / "server.log").open("a")
-
-    def serve() -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        proc = subprocess.Popen(
-            [Path(sys.executable).parent / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-            + [
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{backend}",
-                "--artifacts-destination",
-                str(tmp_path / "art"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
-        while True:
-            try:
-                get(f"{uri}/health")
-                return proc, uri
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-                time.sleep(0.5)
-
-    server, uri = serve()
+    server, uri = serve(backend)
     args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=3", "--data.batch_size=16", "--run_test=false")
     args += ["--trainer.log_every_n_steps=1", "--trainer.logger.init_args.store_timeout_s=10"]
     train = subprocess.Popen(
@@ -238,7 +208,7 @@ def test_a_tracking_server_killed_mid_run_costs_a_bounded_wait_and_loses_nothing
     assert (unsent.parent / "last.ckpt").is_file()
     assert store.get_run(run_id).info.status == "RUNNING", "nothing could reach the dead server"
 
-    server, uri = serve()  # the server is back: send what it missed
+    server, uri = serve(backend)  # the server is back: send what it missed
     try:
         sent = subprocess.run(
             [sys.executable, "-m", "mnist_lab.tracking.outage", str(unsent)],

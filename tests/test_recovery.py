@@ -42,12 +42,14 @@ def which_cli(workdir: Path, args: list[str]) -> str:
 
 
 def start_and_signal(
-    command: list[str], workdir: Path, uri: str, signum: int
+    command: list[str], workdir: Path, uri: str, signum: int, experiment: str = "mnist"
 ) -> tuple[subprocess.CompletedProcess, str]:
     """Start ``command`` (a training) in a process group of its own; once it has logged a training step, send
     ``signum`` to the whole group, as ``kill -- -PGID``, SLURM or a terminal's Ctrl-C do."""
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("mnist") or client.get_experiment(client.create_experiment("mnist"))
+    experiment = client.get_experiment_by_name(experiment) or client.get_experiment(
+        client.create_experiment(experiment)
+    )
     proc = subprocess.Popen(
         command,
         cwd=workdir,

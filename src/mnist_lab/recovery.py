@@ -103,6 +103,9 @@ class Recovery(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         REQUEST.deferring = True
+        # Only ours: Lightning's SIGTERM handler (added at each fit) broadcasts from inside the handler under DDP,
+        # a collective out of step with the other ranks' (a hang, or a crash); _check agrees on the stop instead.
+        signal.signal(signal.SIGTERM, REQUEST.handle)
         state, self._rng = self._rng, None
         if state:  # just before the first resumed step, after everything that set up the run
             version, internal, gauss = state["python"]
