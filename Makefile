@@ -144,8 +144,9 @@ export: ## A run's best network -> outputs/onnx/<id>/model.onnx, logged to it, c
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		$(PY) -m mnist_lab.export "$(RUN)" $(call opt,--data-dir,$(DATA_DIR))
 
-test: ## The whole test suite (real-MNIST tests need DATA_DIR)
-	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
+TEST_JOBS ?= 2#  `make test`: pytest-xdist processes (1: one process, in order)
+test: ## The whole test suite, TEST_JOBS processes (real-MNIST tests need DATA_DIR)
+	DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS))
 
 test-fast: ## Tests that start no process or server and need no real MNIST (about a minute in all)
 	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"
