@@ -245,7 +245,7 @@ def test_a_worker_killed_by_sigkill_leaves_its_run_killed_under_the_parent(
     sweep = write_sweep(tmp_path, PLAIN, n_trials=2)
     cmd = [sys.executable, str(repo_root / "scripts" / "sweep.py"), f"--sweep={sweep}", f"--storage={storage}"]
     proc = subprocess.Popen(  # a trial each; long enough to be caught training
-        [*cmd, "--jobs=2", f"--data-dir={fake_mnist}", "--", "--trainer.max_epochs=6"],
+        [*cmd, "--jobs=2", f"--data-dir={fake_mnist}", "--", "--trainer.max_epochs=20"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -257,7 +257,9 @@ def test_a_worker_killed_by_sigkill_leaves_its_run_killed_under_the_parent(
         if experiment and len(client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")) == 3:
             break
         time.sleep(0.1)
-    worker = int(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()[0])
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert proc.poll() is None and workers, "both trials must still be training: " + proc.communicate()[0][-2000:]
+    worker = int(workers[0])
     subprocess.run(["kill", "-9", str(worker)], check=True)
     output = proc.communicate(timeout=240)[0]
     assert proc.returncode == 128 + signal.SIGKILL, output[-3000:]  # the killed worker's share was not run
