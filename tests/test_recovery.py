@@ -358,6 +358,8 @@ def test_resume_last_is_the_newest_interrupted_run_and_other_settings_are_an_err
         (["--config", recipe], "data.init_args.augment=True (the checkpoint's: False)"),  # MODEL=cnn's recipe
         (["--model.net=mnist_lab.models.components.CNN"], "model.net.class_path='mnist_lab.models.components.CNN'"),
         (["--model.optimizer.init_args.lr=0.01"], "model.optimizer.init_args.lr=0.01 (the checkpoint's: 0.001)"),
+        (["--config", str(REPO / "configs" / "debug.yaml")], "trainer.limit_train_batches="),  # PRESET=debug
+        (["--seed_everything=7"], "seed_everything=7 (the run's: 42)"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             main([*args, *extra, "--ckpt_path=last"])

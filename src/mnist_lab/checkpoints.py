@@ -26,6 +26,10 @@ CHECKPOINT_DIR_TAG = "checkpoint.dir"  # the run's local checkpoint folder
 MODEL_NAME = "classifier"  # the run's logged MLflow model
 LAST = "last"
 MAY_CHANGE = {"data.init_args." + k for k in ("data_dir", "download", "on_device")}  # where the data is, not what
+SAME_TRAINING = (  # the trainer's settings that decide what a step and an epoch compute
+    *("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "overfit_batches"),
+    *("limit_train_batches", "limit_val_batches", "val_check_interval", "check_val_every_n_epoch"),
+)
 RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 REGISTERED = re.compile(r"^models:/([^/@]+)(?:@([^/]+)|/(\d+))$")  # models:/<name>@<alias> | models:/<name>/<version>
 
@@ -168,10 +172,14 @@ def _leaves(tree: Any, key: str = "") -> dict[str, Any]:
     return {key: json.loads(json.dumps(tree, default=str))}
 
 
-def check_same_settings(model: dict[str, Any], data: dict[str, Any], info: CheckpointInfo) -> None:
-    """Resuming goes on with the checkpoint's model and data: a ``MODEL``, recipe, preset or variable that
-    contradicts them is an error (Lightning would rebuild the checkpoint's model, yet take the new data
-    settings, and the run's config would no longer say how it was trained). ``max_epochs`` may change."""
+def check_same_settings(
+    model: dict[str, Any], data: dict[str, Any], training: dict[str, Any], info: CheckpointInfo, tracking_uri: str
+) -> None:
+    """Resuming goes on with the checkpoint's model and data, and its run's training settings: a ``MODEL``,
+    recipe, preset or variable that contradicts them is an error (Lightning would rebuild the checkpoint's model,
+    yet take the new settings, and the run's config would no longer say how it was trained). The trainer's
+    settings (``training``: param name -> value) are not in the checkpoint: they are compared with its run's
+    params. ``max_epochs`` may change."""
     saved_data = {"class_path": info.data.get("_class_path"), "init_args": info.data} if info.data else {}
     saved = _leaves({"model": info.hparams, "data": saved_data})
     given = _leaves({"model": model, "data": data})
@@ -180,12 +188,28 @@ def check_same_settings(model: dict[str, Any], data: dict[str, Any], info: Check
         for k in given
         if k in saved and given[k] != saved[k] and k not in MAY_CHANGE
     ]
+    params = run_params(info, tracking_uri)
+    for name, value in training.items():
+        if name in params and str(value) != params[name]:
+            changed.append(f"{name.replace('/', '.')}={value!r} (the run's: {params[name]})")
     if changed:
         raise ConfigError(
             f"resuming {info.path} with other settings than it was trained with: {'; '.join(changed[:3])}"
             f"{' ...' if len(changed) > 3 else ''}. Give the first command's MODEL, PRESET and variables "
             "(only EPOCHS may change), or train a new run"
         )
+
+
+def run_params(info: CheckpointInfo, tracking_uri: str) -> dict[str, str]:
+    """The params of the checkpoint's run, if it is in this store and can be read (else nothing to compare)."""
+    if not info.run or info.run.get("tracking_uri") != tracking_uri:
+        return {}
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri).get_run(info.run["run_id"]).data.params
+    except Exception:  # noqa: BLE001 - a run deleted, a store unreachable: opening the run says so
+        return {}
 
 
 def check_net_args(typed: list[str], info: CheckpointInfo) -> None:

@@ -25,7 +25,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from mnist_lab.checkpoints import check_net_args, check_resumable, check_same_settings, read_checkpoint, resolve
+from mnist_lab.checkpoints import (
+    SAME_TRAINING,
+    check_net_args,
+    check_resumable,
+    check_same_settings,
+    read_checkpoint,
+    resolve,
+)
 from mnist_lab.errors import ConfigError, DivergenceError, RunFault, TemplateError, TrainingInterrupted
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.recovery import REQUEST, stop_signals
@@ -140,7 +147,10 @@ class TemplateCLI(LightningCLI):
         if not fit:  # evaluating: the checkpoint's network replaces the config's, unless one was typed
             check_net_args(typed, info)
         else:
-            check_same_settings(config.model.as_dict(), config.data.as_dict(), info)
+            training = {f"trainer/{key}": config.trainer.get(key) for key in SAME_TRAINING}
+            if not isinstance(seed, bool):  # true draws a seed: the run's is another
+                training["seed_everything"] = seed
+            check_same_settings(config.model.as_dict(), config.data.as_dict(), training, info, uri)
             scheduler = config.model.get("scheduler")
             check_resumable(info, config.trainer.get("max_epochs"), str(scheduler and scheduler.get("class_path")))
             if logger_args is not None and info.run and info.run.get("tracking_uri") == uri:
