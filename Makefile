@@ -37,6 +37,7 @@ JOBS       ?=#                `make sweep`: parallel processes
 SWEEP      ?= configs/sweeps/mlp.yaml#  `make sweep`: the sweep file (search space, base args, n_trials)
 TRIALS     ?=#                `make sweep`: n_trials, the complete + pruned trials the study should hold
 STORAGE    ?=#                `make sweep`: Optuna storage URL (default sqlite:///mlruns/optuna.db)
+STUDY      ?=#                `make register STUDY=<sweep study>`: register that sweep's best trial (its best checkpoint)
 
 # The CLI loads configs/defaults.yaml and configs/net/mlp.yaml itself; then, in this order, the
 # network, its recipe, the presets, the variables and ARGS: the later wins, so a variable beats a preset.
@@ -136,9 +137,9 @@ team-up: ## PostgreSQL + mlflow server here, on free ports (.team/); eval "$(mak
 team-down: ## Stop what team-up started (its data stays in .team/)
 	@PY=$(PY) scripts/team.sh down
 
-register: ## A run's logged model -> next version of NAME (mnist-classifier), alias @champion: make register RUN=<id>
+register: ## A run's model -> next version of NAME (mnist-classifier), alias @champion: RUN=<id> or STUDY=<sweep>
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
-		$(PY) -m mnist_lab.registry "$(RUN)" $(call opt,--name,$(NAME))
+		$(PY) -m mnist_lab.registry $(RUN) $(call opt,--sweep,$(STUDY)) $(call opt,--name,$(NAME))
 
 export: ## A run's best network -> outputs/onnx/<id>/model.onnx, logged to it, checked on test data: make export RUN=<id>
 	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \

@@ -41,15 +41,13 @@ def test_register_moves_champion_to_each_new_version_and_predict_follows(
     assert capsys.readouterr().out.strip() == CHAMPION
 
 
-@pytest.mark.slow  # a tiny run
 def test_bad_registrations_are_one_error_line(
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_id = cli_main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--run_test=false")).trainer.logger.run_id
     for argv, message in [
         (["not-a-run"], "is not an MLflow run id"),
         (["0" * 32], "no MLflow run"),
-        ([run_id], "logged no model 'classifier'"),  # no test, so no logged model
+        ([], "give a run or a sweep"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from mlflow import MlflowClient
 
 from mnist_lab.errors import ConfigError
+from mnist_lab.predict import load_classifier
+from mnist_lab.registry import main as register
 from mnist_lab.sweep.runner import check_space, make_study, open_storage
 from mnist_lab.sweep.spec import load_spec
 
@@ -189,6 +192,14 @@ def test_trials_are_child_runs_complete_pruned_and_failed(
 
     with pytest.raises(ConfigError, match="'forced' already exists .* RESUME=1"):  # a second start needs RESUME=1
         make_study(load_spec(sweep), open_storage(storage), "forced", resume=False)
+
+    # `make register STUDY=forced`: the best trial (no model logged: it only validated) becomes @champion
+    assert register(["--sweep", "forced"]) == 0
+    champion = client.get_model_version_by_alias("mnist-classifier", "champion")
+    assert champion.run_id == by_trial[0].info.run_id
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(load_classifier("models:/mnist-classifier@champion")(x), load_classifier(champion.run_id)(x))
+    assert register(["--sweep", "nothing"]) == 2
 
 
 @pytest.mark.slow

@@ -234,8 +234,9 @@ def check_net_args(typed: list[str], info: CheckpointInfo) -> None:
             )
 
 
-def model_uri(run_id: str, tracking_uri: str) -> str:
-    """``models:/<model id>``, the run's logged ``classifier`` (``make serve``, ``make register``)."""
+def model_uri(run_id: str, tracking_uri: str, required: bool = True) -> str | None:
+    """``models:/<model id>``, the run's logged ``classifier`` (``make serve``, ``make register``); None if it
+    logged none and not ``required``."""
     import mlflow
 
     client = _client(tracking_uri, run_id)
@@ -245,6 +246,8 @@ def model_uri(run_id: str, tracking_uri: str) -> str:
         filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME}'",
         output_format="list",
     )
+    if not models and not required:
+        return None
     if not models:
         raise ConfigError(f"run {run_id} logged no model {MODEL_NAME!r} (it logs one after its test: run_test=true)")
     return models[0].model_uri  # the newest

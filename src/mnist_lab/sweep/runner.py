@@ -172,5 +172,5 @@ def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
         figure = plot(study).figure
         client.log_figure(run_id, figure, f"plots/{name}.png", save_kwargs={"bbox_inches": "tight"})
         plt.close(figure)
-    run = best.user_attrs[RUN_ID_ATTR]  # `make register RUN=` once it has a logged model (docs/tracking.md)
+    run = best.user_attrs[RUN_ID_ATTR]  # `make register STUDY=<study>` registers it
     return f"best {metric} = {best.value:.4f} (trial {best.number}, run {run}: {best.params}); {dict(counts)}"

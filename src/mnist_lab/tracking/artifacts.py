@@ -121,7 +121,10 @@ class RunArtifacts(L.Callback):
             figure = misclassified_figure(images, true, pred, class_names=names)
             logger.experiment.log_figure(logger.run_id, figure, "figures/misclassified.png")
         if self.log_model and logger.fault is None:  # MLflow's own calls: no outage can keep them
-            log_pytorch_model(logger, pl_module, trainer.datamodule)
+            data = trainer.datamodule
+            shape = getattr(data, "image_shape", pl_module.example_input_array.shape[1:])
+            dataset = str(getattr(data, "hparams", {}).get("dataset", ""))
+            log_pytorch_model(logger.tracking_uri, logger.run_id, pl_module.net, shape, dataset, names or [])
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         logger = run_logger(trainer)
@@ -185,7 +188,9 @@ class FiniteInput(nn.Module):
         return self.net(x)
 
 
-def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule, datamodule: Any = None) -> None:
+def log_pytorch_model(
+    tracking_uri: str, run_id: str, net: nn.Module, image_shape: tuple[int, ...], dataset: str, class_names: list[str]
+) -> None:
     """Log the network (logits out) as the run's MLflow model, with a signature of the data's image
     shape, and the dataset and class names (the meaning of each logit) as metadata. Pickled (with the
     package's code), so ``mlflow.pytorch.load_model`` gives the ``nn.Module``, not MLflow's default
@@ -194,17 +199,14 @@ def log_pytorch_model(logger: RunLogger, pl_module: L.LightningModule, datamodul
     import mlflow.pytorch
     from mlflow.models import infer_signature
 
-    net = pl_module.net
-    was_training, device = net.training, pl_module.device
+    was_training, device = net.training, next(net.parameters()).device
     model = FiniteInput(net).eval().cpu()
-    example = torch.zeros(2, *getattr(datamodule, "image_shape", pl_module.example_input_array.shape[1:]))
+    example = torch.zeros(2, *image_shape)
     with torch.no_grad():
         signature = infer_signature(example.numpy(), model(example).numpy())
-    metadata: dict[str, Any] = {"output": "logits"}
-    if datamodule is not None and hasattr(datamodule, "class_names"):
-        metadata.update(dataset=str(datamodule.hparams.get("dataset", "")), class_names=list(datamodule.class_names))
-    mlflow.set_tracking_uri(logger.tracking_uri)
-    with mlflow.start_run(run_id=logger.run_id):  # the run ends FINISHED for a moment; finalize follows
+    metadata = {"output": "logits", "dataset": dataset, "class_names": list(class_names)}
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id):  # the run ends FINISHED for a moment; finalize follows
         mlflow.pytorch.log_model(
             model,
             name=MODEL_NAME,
