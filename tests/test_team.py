@@ -86,7 +86,7 @@ def test_team_up_holds_runs_models_and_studies_and_team_down_stops_it(
 
 
 def test_a_sweep_from_two_hosts_fills_one_study_and_parent_run_and_outlives_a_killed_worker(
-    team: tuple[Path, str], repo_root: Path, fake_mnist: Path, tmp_path: Path
+    team: tuple[Path, str], repo_root: Path, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two working directories stand in for two hosts: the first starts the sweep, the second joins it
     (`make sweep RESUME=1`), JOBS=2 each; one worker is killed with -9 while it trains."""
@@ -138,3 +138,10 @@ def test_a_sweep_from_two_hosts_fills_one_study_and_parent_run_and_outlives_a_ki
     killed = client.get_run(killed.info.run_id)
     assert killed.info.status == "KILLED"
     assert killed.data.tags["sweep.trial"] == str(next(t.number for t in trials if t.state.name == "FAIL"))
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # `make register STUDY=plain`: the best trial, through the server
+    assert register(["--sweep", "plain", "--name", "sweep-best"]) == 0
+    best = client.get_model_version_by_alias("sweep-best", "champion")
+    assert best.run_id == parent.data.tags["best.run_id"]
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(load_classifier("models:/sweep-best@champion")(x), load_classifier(best.run_id)(x))
