@@ -57,7 +57,7 @@ class RunLogger(MLFlowLogger):
         run_name: the new run's name (the CLI names it after the network's arguments).
         tracking_uri: defaults to ``$MLFLOW_TRACKING_URI``, else the local sqlite store.
         artifact_location: for a new experiment on a local store; default ``mlruns/artifacts``.
-        log_model: ``MLFlowLogger``'s: ``True`` uploads the best and last checkpoints at the end.
+        log_model: upload the best and last checkpoints (to ``<stem>/<stem>.ckpt``) at the end of fit.
         run_id: continue this existing run (the CLI sets it from a checkpoint when resuming).
         synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
         log_system_metrics: MLflow's ``system/*`` metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) in
@@ -91,7 +91,7 @@ class RunLogger(MLFlowLogger):
             run_name=run_name,
             tracking_uri=uri,
             tags=tags,
-            log_model=log_model,
+            log_model=False,  # uploaded here, by the public client: MLFlowLogger's upload is private
             artifact_location=artifact_location,
             run_id=run_id,
             synchronous=synchronous,
@@ -103,6 +103,7 @@ class RunLogger(MLFlowLogger):
         self._log_system_metrics, self._monitor = log_system_metrics, None
         self.outage: Outage | None = None  # the run's client, once the run is open
         self._told = False  # the outage's message was printed
+        self.upload_checkpoints, self._saver, self._uploaded = log_model, None, {}
 
     @property
     def tracking_uri(self) -> str:
@@ -167,10 +168,9 @@ class RunLogger(MLFlowLogger):
         follows fit, if one does (Lightning finalizes at the end of each of them)."""
         if not self._initialized:
             return
-        if status == "success" and self.test_follows:  # MLFlowLogger.finalize without the end of the run
-            self.test_follows = False  # the test's end ends it
-            if self._checkpoint_callback:  # uploaded now: the test restores the callback's state from `best`
-                self._scan_and_log_checkpoints(self._checkpoint_callback)
+        self._upload_checkpoints()  # now, as the test after fit restores the callback's state from `best`
+        if status == "success" and self.test_follows:  # fit's end: the test's end ends the run
+            self.test_follows = False
             return
         ended = run_status(status, self.stopped_by)
         if self._monitor is not None:
@@ -188,6 +188,19 @@ class RunLogger(MLFlowLogger):
         if not isinstance(self.stopped_by, StoreDown) and not self._told:  # else the CLI's error line says it
             print(f"error: {fault}", file=sys.stderr, flush=True)
         self._told = True
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._saver = checkpoint_callback  # uploaded at the end (MLFlowLogger's `log_model=True`)
+
+    def _upload_checkpoints(self) -> None:
+        """The best and last checkpoints, each once per change, to ``<stem>/<stem>.ckpt`` (where ``checkpoints``
+        finds them)."""
+        if not self.upload_checkpoints or self._saver is None:
+            return
+        for path in {Path(p) for p in (self._saver.best_model_path, self._saver.last_model_path) if p}:
+            if path.is_file() and self._uploaded.get(path) != path.stat().st_mtime:
+                self.experiment.log_artifact(self._run_id, str(path), path.stem)
+                self._uploaded[path] = path.stat().st_mtime
 
 
 def run_logger(trainer: L.Trainer) -> RunLogger | None:
