@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab.study.claims import CLAIMS, group
@@ -103,3 +105,51 @@ def test_saturation_varies_the_hidden_init_only_and_zigzag_only_the_centring() -
     pairs = {v.name: v.overrides for v in ZIGZAG.variants}
     tanh, shifted = pairs["tanh, lr 0.2"], pairs["tanh + 1, lr 0.2"]
     assert [o for o in shifted if o not in tanh] == ["--model.net.init_args.act_shift=1"]
+
+
+@pytest.mark.subprocess
+def test_each_gradient_claim_runs_in_quick_mode_and_its_columns_read_numbers_back_from_mlflow(
+    fake_mnist: Path, tracking_uri: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from lab.study.grid import Job, command
+    from lab.study.results import collect
+    from lab.study.runner import run_all
+    from mnist_lab.tracking.nesting import PARENT_TAG
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("activation-study")
+    parent = client.create_run(experiment, tags={"study": "q", "study.parent": "true"})
+    claims = {c.name: c for c in (OVERVIEW, VANISHING, SATURATION, OUTPUT_LOSS, ZIGZAG)}
+    picks = {OVERVIEW.name: -1, VANISHING.name: 0, SATURATION.name: 3, OUTPUT_LOSS.name: 5, ZIGZAG.name: 1}
+    jobs = [Job(name, claims[name].variants[i], 42) for name, i in picks.items()]
+    tiny = [*QUICK_ARGS, "--data.val_size=200", "--data.train_size=800", "--model.net.init_args.width=16"]
+
+    def cli(job: Job) -> list[str]:
+        return command(
+            job,
+            study_id="q",
+            parent_run_id=parent.info.run_id,
+            experiment="activation-study",
+            data_dir=str(fake_mnist),
+            claim_args=claims[job.claim].args,
+            extra=tiny,
+        )
+
+    assert run_all(jobs, cli, 1, tmp_path / "logs", lambda job: 1.0) == []
+    records = collect(client, parent, {c.name: c.metrics for c in claims.values()})
+    assert len(records) == len(jobs) and {r.status for r in records} == {"FINISHED"}
+    for record in records:
+        claim = claims[record.claim]
+        assert record.series("val/acc"), record.claim  # quick mode validates once an epoch
+        # steps to X% need the run to get there, the drift 10 validations: not in 2 short epochs
+        missing = [
+            c.title for c in claim.columns if c.measure(record) is None and not c.title.startswith(("steps", "drift"))
+        ]
+        assert not missing, (record.claim, missing)
+    runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    params = {r.data.tags["study.claim"]: r.data.params for r in runs}
+    assert params[ZIGZAG.name]["model/net/init_args/act_shift"] == "1.0"
+    assert params[VANISHING.name]["model/optimizer/class_path"] == "torch.optim.SGD"
+    assert params[VANISHING.name]["trainer/gradient_clip_val"] == "None"
