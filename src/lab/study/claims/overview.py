@@ -90,7 +90,7 @@ OVERVIEW = Claim(
     ),
     columns=(
         Column(f"val acc (last {SETTLE} checks)", cv.settled_acc(SETTLE), ".2f", 100, "%"),
-        Column(f"drift (last {SETTLE} checks - the {SETTLE} before)", cv.acc_drift(SETTLE), "+.2f", 100, " pt"),
+        Column(f"drift (last {SETTLE} checks - the {SETTLE} before)", cv.acc_drift(SETTLE), ".2f", 100, " pt"),
     ),
     panels=(
         Panel("points", "val accuracy after training, by depth", column=0),
@@ -103,10 +103,10 @@ OVERVIEW = Claim(
         ),
         Check(0, RELU, identity(0), says="a ReLU net of the same width beats it"),
     ),
-    cost_s=4.5,
+    cost_s=4.0,
     caption=(
         "Left: the settled validation accuracy of each configuration (mean ± std over seeds); right: validation "
-        "accuracy over the training steps. Equivalent to softmax regression: depth 1 {c0}, 2 {c1}, 4 {c2}, 8 {c3}; "
-        "the ReLU net better {c4}."
+        "accuracy over the training steps. Verdicts, equivalent to softmax regression: depth 1 {c0}, "
+        "2 {c1}, 4 {c2}, 8 {c3}; the ReLU net better: {c4}."
     ),
 )
