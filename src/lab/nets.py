@@ -16,6 +16,8 @@ from torch import nn
 
 from mnist_lab.errors import ConfigError
 from mnist_lab.models.components import CNN, MLP
+from mnist_lab.models.components.activations import check_args, lookup
+from mnist_lab.models.components.init import INITS
 
 
 def bad_start(net: nn.Module, output_gain: float, bias_init: float) -> None:
@@ -47,3 +49,55 @@ class BadStartCNN(CNN):
     def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         bad_start(self, output_gain, bias_init)
+
+
+class Shifted(nn.Module):
+    """``act(x) + shift``: the same derivative as ``act``, only its outputs' centre moves (tanh + 1 lies in (0, 2),
+    sigmoid - 1/2 in (-1/2, 1/2)), so a comparison with ``act`` changes the centring alone."""
+
+    def __init__(self, act: nn.Module, shift: float) -> None:
+        super().__init__()
+        self.inner, self.shift = act, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + self.shift
+
+    def extra_repr(self) -> str:
+        return f"shift={self.shift:g}"
+
+
+class StudyMLP(MLP):
+    """The template's MLP with :class:`BadStartMLP`'s ``output_gain`` and ``bias_init``, plus what the gradient
+    claims vary, each applied after the template's own init.
+
+    ``hidden_gain`` multiplies the hidden layers' initial weights (Glorot's sigmoid advice: Xavier x 4);
+    ``output_init`` re-initialises the output layer alone with a scheme of the init registry at the linear
+    gain (``xavier_uniform``: a normal(sigma) start on the hidden layers that keeps a sane output layer);
+    ``act_shift`` adds a constant to every hidden unit's output (:class:`Shifted`).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        output_gain: float = 1.0,
+        bias_init: float = 0.0,
+        hidden_gain: float = 1.0,
+        output_init: str | None = None,
+        act_shift: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        for name, value in (("hidden_gain", hidden_gain), ("act_shift", act_shift)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        if output_init is not None:
+            init = lookup("init", INITS, output_init)
+            init(self.output.weight, "linear", None, **check_args("init", output_init, init, None))
+            nn.init.zeros_(self.output.bias)
+        with torch.no_grad():
+            for block in self.blocks:
+                block.layer.weight.mul_(hidden_gain)
+        bad_start(self, output_gain, bias_init)
+        if act_shift:
+            for block in self.blocks:
+                block.act = Shifted(block.act, float(act_shift))

@@ -64,22 +64,23 @@ def test_study_figures_write_pngs_without_pyplot(claim, tmp_path: Path) -> None:
 
 
 def test_study_axes_are_in_words_over_training_steps_and_zeros_are_counted_not_drawn_on_a_log_axis() -> None:
-    from lab.study.claims.gradients import OUTPUT_LOSS
+    from lab.study.claims.gradients import SATURATION
     from lab.study.plots import STEP, draw
 
-    def run(variant: str, seed: int, output_grads: list[float]) -> RunRecord:
+    def run(variant: str, seed: int, first_layer: list[float]) -> RunRecord:
         history = {
             "val/acc": [(80, 0.90), (160, 0.95)],
-            "diag/grad_norm/0": [(0, 0.1), (5, 0.1), (10, 0.1)],
-            "diag/grad_norm/1": list(zip((0, 5, 10), output_grads, strict=True)),
+            "diag/saturation/0": [(0, 0.5), (5, 0.4), (10, 0.3)],
+            "diag/preact_grad/0": list(zip((0, 5, 10), first_layer, strict=True)),
         }
-        return RunRecord(OUTPUT_LOSS.name, variant, seed, "FINISHED", {"val/acc": 0.95}, history)
+        return RunRecord(SATURATION.name, variant, seed, "FINISHED", {"val/acc": 0.95}, history)
 
-    name = OUTPUT_LOSS.variants[0].name
-    fig = draw(OUTPUT_LOSS, group([run(name, 42, [1.0, 1e-9, 0.0]), run(name, 43, [1.0, 1e-9, 1e-9])]))
-    grads, accuracy = fig.axes[0], fig.axes[1]
-    for ax in (grads, accuracy):
+    name = SATURATION.variants[0].name
+    fig = draw(SATURATION, group([run(name, 42, [1.0, 1e-9, 0.0]), run(name, 43, [1.0, 1e-9, 1e-9])]))
+    saturated, grads, accuracy = fig.axes[0], fig.axes[1], fig.axes[2]
+    for ax in (saturated, grads, accuracy):
         assert ax.get_xlabel() == STEP and "/" not in ax.get_ylabel().replace("(L2)", "")
+    assert saturated.get_ylabel() == "saturated units (fraction)"
     assert accuracy.get_ylabel() == "validation accuracy (%)"
     assert list(accuracy.lines[0].get_xdata()) == [80, 160]  # the validations' training steps, not epochs 1, 2
     assert list(accuracy.lines[0].get_ydata()) == pytest.approx([90.0, 95.0])  # percent, as in the tables
@@ -89,14 +90,14 @@ def test_study_axes_are_in_words_over_training_steps_and_zeros_are_counted_not_d
 
 
 def test_a_split_group_is_drawn_seed_by_seed_not_as_a_mean() -> None:
-    from lab.study.claims.gradients import VAL_CURVE, VANISHING
+    from lab.study.claims.gradients import RELU, VANISHING
     from lab.study.plots import draw
 
     def run(seed: int, final: float) -> RunRecord:
         history = {"val/acc": [(80, 0.5), (160, final)]}
-        return RunRecord(VANISHING.name, "relu", seed, "FINISHED", {"val/acc": final}, history)
+        return RunRecord(VANISHING.name, RELU, seed, "FINISHED", {"val/acc": final}, history)
 
     accuracy = draw(VANISHING, group([run(42 + k, v) for k, v in enumerate([0.92, 0.925, 0.11, 0.93, 0.921])]))
-    lines = accuracy.axes[VANISHING.panels.index(VAL_CURVE)].lines
+    lines = accuracy.axes[[p.key for p in VANISHING.panels].index("val/acc")].lines
     assert len(lines) == 5 and "split: each seed" in lines[0].get_label()
     assert sorted(line.get_ydata()[-1] for line in lines)[0] == pytest.approx(11.0)  # the collapsed seed, as it ended

@@ -33,35 +33,47 @@ def load_script() -> ModuleType:
     return module
 
 
-def vanishing_run(variant: str, seed: int, first: float, output: float = 1.0) -> RunRecord:
-    """A run of the vanishing claim whose step-0 gradient norms are ``first`` (layer 0) and ``output`` (layer 8)."""
-    history = {"diag/grad_norm/0": [(0, first), (20, first)], "diag/grad_norm/8": [(0, output), (20, output)]}
-    final = {"diag/grad_norm/0": first, "diag/grad_norm/8": output, "val/acc": 0.9}
+def vanishing_run(variant: str, seed: int, first: float, acc: float = 0.9) -> RunRecord:
+    """A run of the vanishing claim whose first hidden layer's pre-activation gradient is ``first`` times the last
+    hidden layer's (layer 7; layer 8 is the logits), at init and at the end, and whose val accuracy is ``acc``."""
+    history = {f"diag/preact_grad/{i}": [(0, 1.0), (350, 1.0)] for i in range(1, 9)}
+    history["diag/preact_grad/0"] = [(0, first), (350, first)]
+    history["val/acc"] = [(349, acc), (374, acc), (399, acc)]
+    final = {k: v[-1][1] for k, v in history.items()}
     return RunRecord("vanishing_gradients", variant, seed, "FINISHED", final, history)
 
 
+SIGMOID = VANISHING.variants[0].name  # "sigmoid, Xavier": every check compares another configuration with it
+
+
 def vanishing_runs(sigmoid: list[float], others: list[float]) -> list[RunRecord]:
-    runs = [vanishing_run("sigmoid", 42 + k, v) for k, v in enumerate(sigmoid)]
-    for name in ("relu", "sigmoid + BN"):
-        runs += [vanishing_run(name, 42 + k, v) for k, v in enumerate(others)]
+    """Sigmoid's seeds with ratios ``sigmoid``, every other configuration's with ``others``; each configuration's
+    val accuracy follows its ratio (a larger ratio, a higher accuracy), with a little seed spread."""
+    runs = [vanishing_run(SIGMOID, 42 + k, v, 0.5 + 0.1 * (v > 0.01) + 0.001 * k) for k, v in enumerate(sigmoid)]
+    for variant in VANISHING.variants[1:]:
+        runs += [
+            vanishing_run(variant.name, 42 + k, v, 0.5 + 0.1 * (v > 0.01) + 0.001 * k) for k, v in enumerate(others)
+        ]
     return runs
 
 
 def test_verdict_holds_when_every_check_goes_the_expected_way_beyond_the_seed_spread() -> None:
-    verdict = VANISHING.verdict(group(vanishing_runs([1e-4, 2e-4, 1.5e-4], [1.0, 1.1, 0.9])))
+    verdict = VANISHING.verdict(group(vanishing_runs([1e-4, 2e-4, 1.5e-4, 1.2e-4, 3e-4], [1.0, 1.1, 0.9, 0.95, 1.2])))
     assert verdict.holds is True and verdict.label == "holds"
-    assert len(verdict.lines) == 2 and all("Welch on log10" in line and "→ holds" in line for line in verdict.lines)
+    assert len(verdict.lines) == len(VANISHING.checks) and all("→ holds" in line for line in verdict.lines)
+    assert all("Welch on log10" in line for line in verdict.lines[:5]) and "(Welch, p" in verdict.lines[5]
 
 
 def test_verdict_does_not_hold_when_the_numbers_go_the_other_way() -> None:
-    verdict = VANISHING.verdict(group(vanishing_runs([1.0, 1.1, 0.9], [1e-4, 2e-4, 1.5e-4])))
+    verdict = VANISHING.verdict(group(vanishing_runs([1.0, 1.1, 0.9, 0.95, 1.2], [1e-4, 2e-4, 1.5e-4, 1.2e-4, 3e-4])))
     assert verdict.holds is False and verdict.label == "does not hold"
     assert "→ does not hold" in verdict.lines[0]
 
 
 def test_verdict_is_inconclusive_within_the_spread_or_with_one_seed_and_says_when_it_has_no_data() -> None:
     overlapping = VANISHING.verdict(group(vanishing_runs([0.5, 1.5, 1.0], [0.6, 1.6, 1.1])))
-    assert overlapping.holds is None and overlapping.label == "inconclusive: 2 of 2 checks unsettled"
+    n = len(VANISHING.checks)
+    assert overlapping.holds is None and overlapping.label == f"inconclusive: {n} of {n} checks unsettled"
     one_seed = VANISHING.verdict(group(vanishing_runs([1e-4], [1.0])))
     assert one_seed.holds is None and one_seed.label == "inconclusive: one seed"
     assert "one seed, nothing to test" in one_seed.lines[0]
@@ -75,9 +87,8 @@ def test_seed_statistics_leave_out_runs_without_the_number() -> None:
 
 
 def test_a_panel_without_data_says_so_instead_of_an_empty_axis() -> None:
-    runs = group([vanishing_run("sigmoid", 42, 1e-4)])
-    del runs["sigmoid"][0].history["diag/grad_norm/0"], runs["sigmoid"][0].history["diag/grad_norm/8"]
-    runs["sigmoid"][0].final = {}  # no gradient norms, no val/acc
+    runs = group([vanishing_run(SIGMOID, 42, 1e-4)])
+    runs[SIGMOID][0].history, runs[SIGMOID][0].final = {}, {}  # no gradient norms, no val/acc
     fig = draw(VANISHING, runs)
     for ax in fig.axes:
         assert not ax.axison and any(NO_DATA in t.get_text() for t in ax.texts)
@@ -124,18 +135,18 @@ def test_report_is_rebuilt_from_the_store_with_verdicts_and_only_finished_runs(
     experiment = client.create_experiment("activation-study")
     tags = {"study": "s1", "study.parent": "true", "study.claims": "vanishing_gradients"}
     parent = client.create_run(experiment, tags=tags).info.run_id
-    for run in vanishing_runs([1e-4, 2e-4, 1.5e-4], [1.0, 1.1, 0.9]):
+    for run in vanishing_runs([1e-4, 2e-4, 1.5e-4, 1.2e-4, 3e-4], [1.0, 1.1, 0.9, 0.95, 1.2]):
         _log_child(client, experiment, parent, run)
-    _log_child(client, experiment, parent, vanishing_run("sigmoid", 45, 5.0), status="FAILED")  # left out
+    _log_child(client, experiment, parent, vanishing_run(SIGMOID, 47, 5.0), status="FAILED")  # left out
     other = client.create_run(experiment, tags={"study": "s0", "study.parent": "true"}).info.run_id
-    _log_child(client, experiment, other, vanishing_run("sigmoid", 42, 5.0))  # another study's run
+    _log_child(client, experiment, other, vanishing_run(SIGMOID, 42, 5.0))  # another study's run
 
     out = tmp_path / "rebuilt" / "study.md"
     assert load_script().main(["--report-only", "s1", "--out", str(out)]) == 0
     text = out.read_text()
     rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
-    assert "3/4" in rows["sigmoid"] and "3/3" in rows["relu"] and "3/3" in rows["sigmoid + BN"]
-    assert "(n=3)" in rows["sigmoid"] and "5.00e+00" not in rows["sigmoid"]  # the failed run's ratio stays out
+    assert "5/6" in rows[SIGMOID] and all("5/5" in rows[v.name] for v in VANISHING.variants[1:])
+    assert "(n=5)" in rows[SIGMOID] and "5.00e+00" not in rows[SIGMOID]  # the failed run's ratio stays out
     assert [line for line in text.splitlines() if line.startswith("**Holds?**")] == ["**Holds?** holds."]
     assert (out.parent / "study" / "vanishing_gradients.png").stat().st_size > 5000
     assert {a.path for a in client.list_artifacts(parent)} >= {"study.md", "study"}
@@ -164,6 +175,7 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, str(REPO / "scripts" / "activation_study.py"), "--quick", "--seeds", "2", "--jobs", "2"]
     cmd += ["--claim", "vanishing_gradients", "--data-dir", str(fake_mnist), "--", "--data.val_size=200"]
+    cmd += ["--data.train_size=800"]  # the fake MNIST has 1,200 training images
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"planned: {2 * len(VANISHING.variants)} runs" in result.stdout
@@ -191,7 +203,7 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     assert sorted((r.data.tags["study.variant"], r.data.tags["study.seed"]) for r in children) == sorted(
         (v.name, s) for v in VANISHING.variants for s in ("42", "43")
     )
-    assert "diag/grad_norm/0" in children[0].data.metrics
+    assert "diag/grad_norm/0" in children[0].data.metrics and "diag/preact_grad/0" in children[0].data.metrics
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"activation_study.md", "activation_study"}
 
     import mlflow
@@ -223,9 +235,9 @@ def test_one_worker_trains_several_configurations_each_its_own_nested_run_with_n
     client = MlflowClient(tracking_uri)
     experiment = client.create_experiment("activation-study")
     parent = client.create_run(experiment, tags={"study": "s", "study.parent": "true"}).info.run_id
-    sigmoid, relu = VANISHING.variants[:2]
+    sigmoid, relu = VANISHING.variants[0], VANISHING.variants[3]
     jobs = [Job(VANISHING.name, sigmoid, 42), Job(VANISHING.name, relu, 43), Job(VANISHING.name, sigmoid, 42)]
-    tiny = [*QUICK_ARGS, "--data.val_size=200", "--model.net.init_args.width=16"]
+    tiny = [*QUICK_ARGS, "--data.val_size=200", "--data.train_size=800", "--model.net.init_args.width=16"]
 
     def cli(job: Job) -> list[str]:
         return command(
@@ -293,6 +305,7 @@ def test_ctrl_c_stops_the_study_its_running_run_ends_killed_and_queued_runs_neve
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, str(REPO / "scripts" / "activation_study.py"), "--quick", "--seeds", "3", "--jobs", "1"]
     cmd += ["--claim", "vanishing_gradients", "--data-dir", str(fake_mnist), "--", "--data.val_size=200"]
+    cmd += ["--data.train_size=800"]  # the fake MNIST has 1,200 training images
     cmd += ["--trainer.limit_train_batches=1.0", "--trainer.max_epochs=50"]  # long enough to be caught running
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True, **pipes)  # its own process group

@@ -6,6 +6,10 @@ of its weight gradients with the majority sign, averaged: near 1 when the layer'
 positive, about 0.5 when they are zero-centred), ``diag/saturation/<i>`` (sigmoid/tanh family only),
 ``diag/dead_frac/<i>``, ``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and
 the mode gap ``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
+On the training step itself (:mod:`lab.diagnostics.flow`): ``diag/preact_grad/<i>`` (per example, the norm of
+the loss's gradient w.r.t. the layer's output ``Wx + b``) and ``diag/rel_grad/<i>`` (``||grad W|| / ||W||``),
+with the gradient norms, and ``diag/update_cos/<i>``
+(per unit, the cosine between two consecutive weight updates, averaged), logged at the second of the two steps.
 
 Cost (README, "Performance"): the gradient measurements (norms and sign agreement, one pass over
 the weight gradients each) are cheap and taken every ``every_n_steps``; the probe measurements
@@ -22,6 +26,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from lab.diagnostics.flow import PreactGrads, UpdateCosine, relative_grads
 from lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
 from lab.diagnostics.probes import (
     BlockNetwork,
@@ -67,6 +72,9 @@ class DiagnosticsCallback(L.Callback):
         self.epoch_grad_norms: dict[int, list[float]] = {}
         self._last_grads: list[float] = []
         self._last_stats: list[LayerStats] = []
+        self.preact = PreactGrads()
+        self.updates = UpdateCosine(self.every_n_steps)
+        self._step = 0
 
     def _active(self, pl_module: L.LightningModule) -> bool:
         return self.enabled and isinstance(getattr(pl_module, "net", None), BlockNetwork)
@@ -92,11 +100,33 @@ class DiagnosticsCallback(L.Callback):
             torch.cat(ys)[: self.probe_size].to(pl_module.device),
         )
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, idx: int) -> None:
+        if not self._measuring:
+            return
+        self._step = trainer.global_step
+        if self._step % self.every_n_steps == 0:
+            self.preact.attach(pl_module.net)
+        self.updates.before(self._step, pl_module.net)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, idx: int
+    ) -> None:
+        if not self._measuring:
+            return
+        self.preact.detach()
+        cosines = self.updates.after(self._step, pl_module.net)
+        if cosines is not None:
+            for logger in trainer.loggers:
+                logger.log_metrics({f"diag/update_cos/{i}": c for i, c in enumerate(cosines)}, step=self._step)
+
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step % self.every_n_steps or not self._measuring:
             return
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
+        metrics.update({f"diag/preact_grad/{i}": g for i, g in enumerate(self.preact.norms())})
+        metrics.update({f"diag/rel_grad/{i}": g for i, g in enumerate(relative_grads(pl_module.net))})
+        self.preact.detach()
         agreement = grad_sign_agreement(pl_module.net)
         metrics.update({f"diag/grad_sign_agreement/{i}": a for i, a in enumerate(agreement)})
         if self.probe is not None and trainer.global_step % self.probe_every_n_steps == 0:

@@ -12,6 +12,34 @@ REPO = Path(__file__).resolve().parents[3]
 NET = "--model.net.init_args"
 BAD_START = "--model.net=lab.nets.BadStartMLP"  # the MLP with output_gain and bias_init
 DIAG = "--trainer.callbacks.init_args"  # the last callback of configs/defaults.yaml: the diagnostics
+STUDY_NET = "--model.net=lab.nets.StudyMLP"  # BadStartMLP's options plus hidden_gain, output_init, act_shift
+
+
+def sgd(lr: float, momentum: float = 0.0) -> tuple[str, ...]:
+    """The textbook's optimiser instead of the template's AdamW + cosine decay + clipping at 1.0: SGD at a
+    constant ``lr`` (``momentum`` 0: plain SGD), no weight decay, no schedule, no clipping."""
+    return (
+        "--model.optimizer=torch.optim.SGD",
+        f"--model.optimizer.lr={lr:g}",
+        f"--model.optimizer.momentum={momentum:g}",
+        "--model.optimizer.weight_decay=0",
+        "--model.scheduler=null",
+        "--trainer.gradient_clip_val=null",
+    )
+
+
+def by_steps(steps: int, val_every: int, diag_every: int) -> tuple[str, ...]:
+    """Train ``steps`` optimiser updates whatever the epoch length, validating every ``val_every`` steps and
+    measuring the gradients every ``diag_every`` (the probe batch at the same steps)."""
+    return (
+        "--trainer.max_epochs=-1",
+        f"--trainer.max_steps={steps}",
+        f"--trainer.val_check_interval={val_every}",
+        "--trainer.check_val_every_n_epoch=null",
+        f"{DIAG}.every_n_steps={diag_every}",
+        f"{DIAG}.probe_every_n_steps={diag_every}",
+    )
+
 
 # Every run: the study preset on the MLP, no final test (the study reads val/acc), no progress bar in the logs.
 BASE_ARGS = (
@@ -31,6 +59,8 @@ QUICK_ARGS = (
     "--trainer.max_epochs=2",
     "--trainer.callbacks.init_args.every_n_steps=2",
     "--trainer.callbacks.init_args.probe_every_n_steps=2",
+    "--trainer.val_check_interval=1.0",  # a claim validating every N steps would never reach N in quick mode
+    "--trainer.check_val_every_n_epoch=1",
 )
 
 

@@ -43,6 +43,9 @@ WORDS = {
     "diag/dead_frac/": "dead units (fraction)",
     "diag/act_std/": "activation standard deviation",
     "diag/grad_sign_agreement/": "weight gradients with the majority sign (fraction)",
+    "diag/preact_grad/": "gradient w.r.t. pre-activations (L2, per example)",
+    "diag/rel_grad/": "weight gradient over weights (L2 ratio)",
+    "diag/update_cos/": "cosine between consecutive updates (per unit, mean)",
 }
 PERCENT = ("val/acc", "train/acc")
 STEP = "training step (optimiser updates)"
@@ -141,7 +144,9 @@ def _points(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list
     ax.errorbar(
         xs, [column.scale * s.mean for _, s in found], yerr=[column.scale * s.std for _, s in found], fmt="o", capsize=4
     )
-    ax.set_xticks(xs, [f"{v}\n(n={s.n})" for v, s in found], fontsize=7)
+    long = sum(len(v) for v, _ in found) > 60  # slanted, so long names do not run into each other
+    ticks = [f"{v}\n(n={s.n})" for v, s in found]
+    ax.set_xticks(xs, ticks, fontsize=7, rotation=25 if long else 0, ha="right" if long else "center")
     unit = {"%": " (%)", " pt": " (points)"}.get(column.suffix, "")
     ax.set_ylabel(f"{column.title}{unit}")
     ax.margins(y=0.3)  # the axis zooms onto the points, so 97.8% and 98.4% look apart

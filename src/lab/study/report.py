@@ -40,10 +40,11 @@ def section(claim: Claim, records: list[RunRecord], verdict: Verdict, image: Pat
     groups = group(records)
     comparisons = "\n".join(f"- {line}" for line in verdict.lines) or "- no comparison had data"
     note = f"\n\n*{claim.note}*" if claim.note else ""
+    caption = f"**Figure.** {claim.caption_for(verdict)}\n\n" if claim.caption else ""
     return (
         f"## {claim.title} (`{claim.name}`)\n\n**Claim.** {claim.statement}\n\n"
         f"**Measured.** {claim.measured}{note}\n\n{table(claim, groups)}\n\n"
-        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n*{FIGURE_NOTE}*\n\n"
+        f"![{claim.name}]({image.relative_to(report_dir).as_posix()})\n\n{caption}*{FIGURE_NOTE}*\n\n"
         f"**Holds?** {verdict.label}.\n\n{comparisons}\n"
     )
 

@@ -147,6 +147,12 @@ class Claim:
     metrics: tuple[str, ...] = ("val/acc",)
     cost_s: float = 5.0
     note: str = ""
+    # Printed under the figure: what it shows; ``{c0}``, ``{c1}`` ... become the verdicts of checks 0, 1 ...
+    caption: str = ""
+
+    def caption_for(self, verdict: Verdict) -> str:
+        """The caption with each ``{c<i>}`` replaced by check ``i``'s verdict, so it says whether the figure agrees."""
+        return self.caption.format(**{f"c{i}": o.label for i, o in enumerate(verdict.outcomes)})
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
         """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
