@@ -44,7 +44,7 @@ WORDS = {
     "diag/act_std/": "activation standard deviation",
     "diag/grad_sign_agreement/": "weight gradients with the majority sign (fraction)",
 }
-PERCENT = ("val/acc", "train/acc")
+PERCENT = ("val/acc", "train/acc", "study/train_eval_acc")
 STEP = "training step (optimiser updates)"
 LAYER = "layer (0 = first hidden; the last is the output layer when it is logged)"
 

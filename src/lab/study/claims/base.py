@@ -54,7 +54,8 @@ class Panel:
 class Check:
     """One sub-claim: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``); with ``margin`` it is
     "no difference": the two differ by less than ``margin`` (raw units; log10 units on a log column), tested
-    for equivalence. ``says`` is the sub-claim in the notes' words."""
+    for equivalence. ``says`` is the sub-claim in the notes' words. With ``level`` the other side is that
+    number, as if every seed had measured it (Welch's test then reduces to a one-sample t-test)."""
 
     column: int
     better: str
@@ -62,6 +63,7 @@ class Check:
     lower: bool = False
     margin: float | None = None
     says: str = ""
+    level: float | None = None  # compare ``better`` with this number (``worse`` then only names it)
 
 
 @dataclass
@@ -159,6 +161,8 @@ class Claim:
         for check in self.checks:
             title = self.columns[check.column].title
             a, b = self.stat(groups, check.better, check.column), self.stat(groups, check.worse, check.column)
+            if check.level is not None:
+                b = None if a is None else Stat((check.level,) * max(2, a.n), self.columns[check.column].log)
             if a is None or b is None:
                 out.append(Outcome(check, title, None, missing=True))
             else:
