@@ -11,8 +11,8 @@ from torch import nn
 
 from lab.nets import StudyMLP
 from lab.study.claims import CLAIMS, Check, Claim, Column, group
-from lab.study.claims.conditions import at_best, per_layer, steps_to
-from lab.study.probes import StudyDiagnostics, _Kept, init_signal, unit_slopes, unit_spread
+from lab.study.claims.conditions import at_best, per_layer, recovered, steps_to
+from lab.study.probes import _Kept, init_signal, unit_slopes, unit_spread
 from lab.study.results import RunRecord
 from mnist_lab.errors import ConfigError
 from mnist_lab.tracking.nesting import PARENT_TAG
@@ -109,6 +109,9 @@ def test_steps_to_a_threshold_counts_a_run_that_never_reaches_it_and_best_epoch_
     )
     assert per_layer("study/act_std/")(deep) == pytest.approx(0.5)
     assert per_layer("study/act_std/", down=True)(deep) == pytest.approx(2.0)
+    units = {"study/revived/0": [(200, 0.1)], "study/ever_dead/0": [(200, 0.3)], "study/revived/1": [(200, 0.0)]}
+    assert recovered(record("a", 1, {**units, "study/ever_dead/1": [(200, 0.1)]})) == pytest.approx(0.25)
+    assert recovered(record("a", 1, {"study/revived/0": [(200, 0.0)], "study/ever_dead/0": [(200, 0.0)]})) is None
 
 
 def level_claim(margin: float | None, lower: bool = False) -> Claim:
@@ -173,7 +176,9 @@ def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in
     metrics = {r.data.tags["study.claim"]: r.data.metrics for r in runs}
     assert {r.info.status for r in runs} == {"FINISHED"}
     dead = metrics["dead_relus"]
-    assert {"study/dead/0", "study/revived/3", "study/negative/0", "study/unit_spread/0"} <= set(dead)
+    assert {"study/dead/0", "study/revived/3", "study/ever_dead/3", "study/negative/0", "study/unit_spread/0"} <= set(
+        dead
+    )
     assert "study/act_std/19" in metrics["init"] and "study/preact_grad/0" in metrics["init"]
     assert 0.0 <= metrics["dropout"]["study/train_eval_acc"] <= 1.0
     assert "diag/mode_gap/gap" in metrics["batch_norm"]
@@ -181,4 +186,3 @@ def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in
         [r for r in runs if r.data.tags["study.claim"] == "dead_relus"][0].info.run_id, "study/dead/0"
     )
     assert [m.step for m in history][0] == 0 and len(history) >= 2  # at init and after the updates
-    assert isinstance(StudyDiagnostics(images=10).images, int)

@@ -10,7 +10,8 @@ and switches its parts on:
   ``study/dead/<i>`` is the fraction of layer ``i``'s units whose largest slope is below
   ``slope_threshold`` (one rule for every activation: a leaky unit, whose slope never drops under its
   negative slope, is judged by it too); ``study/revived/<i>`` the fraction of the layer's units that were
-  dead at an earlier measurement and are alive now; ``study/negative/<i>`` the fraction whose pre-activation
+  dead at an earlier measurement and are alive now, ``study/ever_dead/<i>`` the fraction dead at any
+  measurement so far; ``study/negative/<i>`` the fraction whose pre-activation
   is <= 0 on every image (where a ReLU unit has no gradient); ``study/unit_spread/<i>`` the spread of the layer's
   units across one another (std over units, averaged over images) relative to the layer's std: 0 when
   every unit computes the same function (zero init's symmetry);
@@ -217,6 +218,7 @@ class StudyDiagnostics(DiagnosticsCallback):
             self._ever_dead[i] |= d
             metrics[f"study/dead/{i}"] = float(d.float().mean())
             metrics[f"study/revived/{i}"] = float(revived.float().mean())
+            metrics[f"study/ever_dead/{i}"] = float(self._ever_dead[i].float().mean())
             metrics[f"study/unit_spread/{i}"] = spread
         self._log(trainer, metrics)
 

@@ -112,3 +112,9 @@ def difference(a: str, b: str) -> Measure:
         return x - y if x is not None and y is not None else None
 
     return measure
+
+
+def recovered(r: RunRecord) -> float | None:
+    """The share of the units ever found dead that are alive at the end (None when no unit ever died)."""
+    revived, ever = r.by_depth("study/revived/", "last"), r.by_depth("study/ever_dead/", "last")
+    return sum(revived) / sum(ever) if ever and sum(ever) > 0 else None
