@@ -186,3 +186,29 @@ def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in
         [r for r in runs if r.data.tags["study.claim"] == "dead_relus"][0].info.run_id, "study/dead/0"
     )
     assert [m.step for m in history][0] == 0 and len(history) >= 2  # at init and after the updates
+
+
+def test_a_diverged_run_counts_as_the_column_says_and_the_caption_reports_the_checks() -> None:
+    from lab.study.report import agreement
+
+    claim = Claim(
+        "c",
+        "t",
+        "s",
+        "m",
+        (),
+        (Column("steps", lambda r: r.last("x"), failed=220.0), Column("plain", lambda r: r.last("x"))),
+        (),
+        (Check(0, "a", "b", lower=True),),
+    )
+    runs = [record("a", s, {"x": [(0, v)]}) for s, v in enumerate([40.0, 60.0, 50.0])]
+    failed = RunRecord("c", "b", 9, "FAILED", {"x": 10.0}, {"x": [(0, 10.0)]})
+    stopped = RunRecord("c", "b", 8, "KILLED", {"x": 10.0}, {"x": [(0, 10.0)]})
+    groups = group([*runs, record("b", 1, {"x": [(0, 200.0)]}), failed, stopped])
+    assert claim.stat(groups, "b", 0).values == (
+        200.0,
+        220.0,
+    )  # the diverged run never got there; the stopped one is out
+    assert claim.stat(groups, "b", 1).values == (200.0,)  # a column without ``failed`` leaves it out
+    verdict = claim.verdict(groups)
+    assert agreement(verdict) == f"Of the 1 checks drawn from these numbers (below): 1 {verdict.outcomes[0].label}."

@@ -25,6 +25,7 @@ class Column:
     scale: float = 1.0
     suffix: str = ""
     log: bool = False  # a ratio: geometric mean, compared on log10
+    failed: float | None = None  # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,15 @@ class Claim:
     metrics: tuple[str, ...] = ("val/acc",)
     cost_s: float = 5.0
     note: str = ""
+    caption: str = ""  # under the figure: what it shows (the report adds how the checks it draws came out)
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
-        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
+        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out,
+        unless the column says what a failed run counts as (``Column.failed``)."""
         col = self.columns[column]
-        return summarise((col.measure(r) for r in groups.get(variant, []) if r.status == "FINISHED"), col.log)
+        runs = groups.get(variant, [])
+        failed = [col.failed for r in runs if r.status == "FAILED" and col.failed is not None]
+        return summarise([*(col.measure(r) for r in runs if r.status == "FINISHED"), *failed], col.log)
 
     def outcomes(self, groups: Groups) -> list[Outcome]:
         """Each check's comparison, before any correction."""
