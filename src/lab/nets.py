@@ -33,23 +33,7 @@ def bad_start(net: nn.Module, output_gain: float, bias_init: float) -> None:
                 shift.fill_(bias_init)
 
 
-class BadStartMLP(MLP):
-    """:class:`~mnist_lab.models.components.MLP` plus ``output_gain`` and ``bias_init``."""
-
-    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        bad_start(self, output_gain, bias_init)
-
-
-class BadStartCNN(CNN):
-    """:class:`~mnist_lab.models.components.CNN` plus ``output_gain`` and ``bias_init``."""
-
-    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        bad_start(self, output_gain, bias_init)
-
-
-class StudyMLP(MLP):
+class SchemeMLP(MLP):
     """:class:`~mnist_lab.models.components.MLP` with the hidden layers' init and batch norm's momentum chosen.
 
     The template's ``xavier_*`` and ``kaiming_*`` scale by the activation's gain, so on a ReLU net Xavier
@@ -76,3 +60,19 @@ class StudyMLP(MLP):
                     init(block.layer.weight)
                 if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
                     block.norm.momentum = bn_momentum
+
+
+class BadStartMLP(MLP):
+    """:class:`~mnist_lab.models.components.MLP` plus ``output_gain`` and ``bias_init``."""
+
+    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bad_start(self, output_gain, bias_init)
+
+
+class BadStartCNN(CNN):
+    """:class:`~mnist_lab.models.components.CNN` plus ``output_gain`` and ``bias_init``."""
+
+    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bad_start(self, output_gain, bias_init)

@@ -9,7 +9,7 @@ import torch
 from mlflow import MlflowClient
 from torch import nn
 
-from lab.nets import StudyMLP
+from lab.nets import SchemeMLP
 from lab.study.claims import CLAIMS, Check, Claim, Column, group
 from lab.study.claims.conditions import at_best, per_layer, recovered, steps_to
 from lab.study.probes import _Kept, init_signal, unit_slopes, unit_spread
@@ -42,7 +42,7 @@ def dead_fraction(net: nn.Module, threshold: float = 1e-3) -> list[float]:
 def test_one_dead_unit_rule_judges_every_activation_by_its_largest_slope(
     activation: str, bias: float, dead: bool
 ) -> None:
-    net = StudyMLP(depth=2, width=16, activation=activation)
+    net = SchemeMLP(depth=2, width=16, activation=activation)
     with torch.no_grad():
         net.blocks[0].layer.bias[:4] = bias  # four units of the first layer pushed far to one side
     assert dead_fraction(net)[0] == (0.25 if dead else 0.0)
@@ -50,8 +50,8 @@ def test_one_dead_unit_rule_judges_every_activation_by_its_largest_slope(
 
 def test_unit_spread_is_zero_under_zero_init_symmetry_and_large_otherwise() -> None:
     x = images()
-    assert unit_spread(StudyMLP(depth=2, width=32, activation="sigmoid", weight_init="zeros"), x) == [0.0, 0.0]
-    assert min(unit_spread(StudyMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_normal"), x)) > 0.5
+    assert unit_spread(SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="zeros"), x) == [0.0, 0.0]
+    assert min(unit_spread(SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_normal"), x)) > 0.5
 
 
 def test_he_keeps_relu_signal_through_depth_and_xavier_halves_its_variance_per_layer() -> None:
@@ -59,7 +59,7 @@ def test_he_keeps_relu_signal_through_depth_and_xavier_halves_its_variance_per_l
     x, y = images(1000), torch.randint(0, 10, (1000,))
     factors = {}
     for scheme in ("xavier", "he"):
-        net = StudyMLP(depth=20, width=256, activation="relu", hidden_init=scheme)
+        net = SchemeMLP(depth=20, width=256, activation="relu", hidden_init=scheme)
         stds, grads = init_signal(net, nn.CrossEntropyLoss(), x, y)
         assert len(stds) == len(grads) == 20
         factors[scheme] = (stds[-1] / stds[0]) ** (1 / 19), (grads[0] / grads[-1]) ** (1 / 19)
@@ -70,15 +70,15 @@ def test_he_keeps_relu_signal_through_depth_and_xavier_halves_its_variance_per_l
 
 def test_study_mlp_checks_its_options_and_sets_batch_norm_momentum() -> None:
     with pytest.raises(ConfigError, match="hidden_init"):
-        StudyMLP(hidden_init="glorot")
+        SchemeMLP(hidden_init="glorot")
     with pytest.raises(ConfigError, match="bn_momentum"):
-        StudyMLP(bn_momentum=0.0)
-    net = StudyMLP(depth=2, width=8, batch_norm=True, bn_momentum=0.01)
+        SchemeMLP(bn_momentum=0.0)
+    net = SchemeMLP(depth=2, width=8, batch_norm=True, bn_momentum=0.01)
     assert [b.norm.momentum for b in net.blocks] == [0.01, 0.01]
 
 
 def test_measuring_leaves_modes_buffers_gradients_and_the_rng_as_they_were() -> None:
-    net = StudyMLP(depth=2, width=8, batch_norm=True, dropout=0.5).train()
+    net = SchemeMLP(depth=2, width=8, batch_norm=True, dropout=0.5).train()
     net(images(64)).sum().backward()
     grads = [p.grad.clone() for p in net.parameters()]
     buffers = [b.clone() for b in net.buffers()]
@@ -188,9 +188,7 @@ def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in
     assert [m.step for m in history][0] == 0 and len(history) >= 2  # at init and after the updates
 
 
-def test_a_diverged_run_counts_as_the_column_says_and_the_caption_reports_the_checks() -> None:
-    from lab.study.report import agreement
-
+def test_a_diverged_run_counts_as_the_column_says_and_the_caption_names_the_verdict() -> None:
     claim = Claim(
         "c",
         "t",
@@ -200,6 +198,7 @@ def test_a_diverged_run_counts_as_the_column_says_and_the_caption_reports_the_ch
         (Column("steps", lambda r: r.last("x"), failed=220.0), Column("plain", lambda r: r.last("x"))),
         (),
         (Check(0, "a", "b", lower=True),),
+        caption="Fewer steps: {c0}.",
     )
     runs = [record("a", s, {"x": [(0, v)]}) for s, v in enumerate([40.0, 60.0, 50.0])]
     failed = RunRecord("c", "b", 9, "FAILED", {"x": 10.0}, {"x": [(0, 10.0)]})
@@ -211,4 +210,4 @@ def test_a_diverged_run_counts_as_the_column_says_and_the_caption_reports_the_ch
     )  # the diverged run never got there; the stopped one is out
     assert claim.stat(groups, "b", 1).values == (200.0,)  # a column without ``failed`` leaves it out
     verdict = claim.verdict(groups)
-    assert agreement(verdict) == f"Of the 1 checks drawn from these numbers (below): 1 {verdict.outcomes[0].label}."
+    assert claim.caption_for(verdict) == f"Fewer steps: {verdict.outcomes[0].label}."

@@ -40,7 +40,7 @@ def section(claim: Claim, records: list[RunRecord], verdict: Verdict, image: Pat
     groups = group(records)
     comparisons = "\n".join(f"- {line}" for line in verdict.lines) or "- no comparison had data"
     note = f"\n\n*{claim.note}*" if claim.note else ""
-    caption = f"**Figure.** {claim.caption} {agreement(verdict)}\n\n" if claim.caption else ""
+    caption = f"**Figure.** {claim.caption_for(verdict)}\n\n" if claim.caption else ""
     return (
         f"## {claim.title} (`{claim.name}`)\n\n**Claim.** {claim.statement}\n\n"
         f"**Measured.** {claim.measured}{note}\n\n{table(claim, groups)}\n\n"
@@ -76,13 +76,3 @@ def _anchor(claim: Claim) -> str:
     """GitHub's anchor for the section heading."""
     heading = f"{claim.title} ({claim.name})".lower()
     return "".join(ch for ch in heading.replace(" ", "-") if ch.isalnum() or ch in "-_")
-
-
-def agreement(verdict: Verdict) -> str:
-    """One sentence: how the checks behind the figure came out, so a caption never contradicts the verdict."""
-    labels = [o.label for o in verdict.outcomes]
-    counts = {label: labels.count(label) for label in dict.fromkeys(labels)}
-    if not counts:
-        return "No check is drawn from these numbers."
-    said = "; ".join(f"{n} {label}" for label, n in counts.items())
-    return f"Of the {len(labels)} checks drawn from these numbers (below): {said}."

@@ -150,12 +150,16 @@ class Claim:
     metrics: tuple[str, ...] = ("val/acc",)
     cost_s: float = 5.0
     note: str = ""
-    caption: str = ""  # under the figure: what it shows (the report adds how the checks it draws came out)
+    # Printed under the figure: what it shows; ``{c0}``, ``{c1}`` ... become the verdicts of checks 0, 1 ...
+    caption: str = ""
+
+    def caption_for(self, verdict: Verdict) -> str:
+        """The caption with each ``{c<i>}`` replaced by check ``i``'s verdict, so it says whether the figure agrees."""
+        return self.caption.format(**{f"c{i}": o.label for i, o in enumerate(verdict.outcomes)})
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
-        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out,
-        unless the column says what a failed run counts as (``Column.failed``)."""
-        col = self.columns[column]
+        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
+        col = self.columns[column]  # (unless the column says what a FAILED run counts as: ``Column.failed``)
         runs = groups.get(variant, [])
         failed = [col.failed for r in runs if r.status == "FAILED" and col.failed is not None]
         return summarise([*(col.measure(r) for r in runs if r.status == "FINISHED"), *failed], col.log)

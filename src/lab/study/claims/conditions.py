@@ -15,7 +15,7 @@ from lab.study.results import RunRecord
 
 STUDY_CB = "--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics"  # the diagnostics, plus the study's
 CB = "--trainer.callbacks.init_args"
-STUDY_NET = "--model.net=lab.nets.StudyMLP"  # hidden_init and bn_momentum
+STUDY_NET = "--model.net=lab.nets.SchemeMLP"  # hidden_init and bn_momentum
 CONSTANT = ("--model.scheduler=null", "--trainer.gradient_clip_val=null")
 
 

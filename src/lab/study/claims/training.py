@@ -107,7 +107,9 @@ DROPOUT = Claim(
     caption=(
         f"Left: eval-mode training accuracy minus validation accuracy (points) over training steps, split "
         f"{SPLIT_SEEDS[0]}; middle: validation loss over training steps (it rises again once the network "
-        "overfits); right: validation accuracy (%) at the best epoch for every configuration, mean ± std over seeds."
+        "overfits); right: validation accuracy (%) at the best epoch for every configuration, mean ± std over seeds. "
+        "The verdicts for dropout 0.5 (split 42, split 7): a lower best validation loss {c0}, {c4}; a narrower gap "
+        "{c3}, {c7}; a higher accuracy at the best epoch {c1}, {c5} (dropout 0.2: {c2}, {c6})."
     ),
     cost_s=4.5,  # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
 )
@@ -196,7 +198,8 @@ BATCH_NORM = Claim(
         f"Left: steps to 95% validation accuracy, mean over seeds ({BN_STEPS + BN_EVERY}: never); middle: "
         f"validation accuracy (%) over training steps at lr {BN_LRS[1]:g}; right: eval minus train mode accuracy "
         "(fraction of the probe images) over training steps for BN momentum 0.1 and 0.01, below 0 where the "
-        "running statistics lag."
+        "running statistics lag. The verdicts: fewer steps to 95% at each lr {c0}, {c1}, {c2}; tolerates the highest "
+        "lr {c3}; running statistics lag {c4}, more with momentum 0.01 {c5}."
     ),
     checks=(
         *(
