@@ -35,6 +35,35 @@ def bad_start(net: nn.Module, output_gain: float, bias_init: float) -> None:
                 shift.fill_(bias_init)
 
 
+class SchemeMLP(MLP):
+    """:class:`~mnist_lab.models.components.MLP` with the hidden layers' init and batch norm's momentum chosen.
+
+    The template's ``xavier_*`` and ``kaiming_*`` scale by the activation's gain, so on a ReLU net Xavier
+    and He coincide; He et al. (2015) compare the two *schemes*: ``hidden_init="xavier"`` is Glorot's
+    N(0, 2 / (fan_in + fan_out)) (gain 1), ``"he"`` is N(0, 2 / fan_in), whatever the activation; the
+    output layer keeps ``weight_init``. ``bn_momentum`` is every BatchNorm's running-statistics momentum.
+    """
+
+    def __init__(self, *args: Any, hidden_init: str = "net", bn_momentum: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schemes = {
+            "net": None,
+            "xavier": lambda w: nn.init.xavier_normal_(w, gain=1.0),
+            "he": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+        }
+        if hidden_init not in schemes:
+            raise ConfigError(f"hidden_init must be one of {', '.join(schemes)}, got {hidden_init!r}")
+        if not 0.0 < bn_momentum <= 1.0:
+            raise ConfigError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
+        init = schemes[hidden_init]
+        with torch.no_grad():
+            for block in self.blocks:
+                if init is not None:
+                    init(block.layer.weight)
+                if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
+                    block.norm.momentum = bn_momentum
+
+
 class BadStartMLP(MLP):
     """:class:`~mnist_lab.models.components.MLP` plus ``output_gain`` and ``bias_init``."""
 

@@ -66,6 +66,8 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
     logged = set(client.get_run(trainer.logger.run_id).data.metrics)
     for claim in CLAIMS.values():  # every metric a claim reads back is one a run logs
         for key in claim.metrics:
+            if key.startswith("study/"):  # lab.study.probes.StudyDiagnostics's: tests/lab/test_study_units.py
+                continue
             assert any(k == key or (key.endswith("/") and k.startswith(key)) for k in logged), (claim.name, key)
 
     loaded = Classifier.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)

@@ -47,7 +47,7 @@ WORDS = {
     "diag/rel_grad/": "weight gradient over weights (L2 ratio)",
     "diag/update_cos/": "cosine between consecutive updates (per unit, mean)",
 }
-PERCENT = ("val/acc", "train/acc")
+PERCENT = ("val/acc", "train/acc", "study/train_eval_acc")
 STEP = "training step (optimiser updates)"
 LAYER = "layer (0 = first hidden; the last is the output layer when it is logged)"
 

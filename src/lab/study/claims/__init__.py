@@ -11,10 +11,23 @@ from lab.study.claims.gradients import OUTPUT_LOSS, SATURATION, VANISHING, ZIGZA
 from lab.study.claims.overview import OVERVIEW
 from lab.study.claims.training import BATCH_NORM, DROPOUT
 from lab.study.claims.units import DEAD_RELUS, INIT
+from lab.study.claims.variants import RELU_VARIANTS
 from mnist_lab.errors import ConfigError
 
 CLAIMS: dict[str, Claim] = {
-    c.name: c for c in (OVERVIEW, VANISHING, SATURATION, OUTPUT_LOSS, ZIGZAG, DEAD_RELUS, INIT, DROPOUT, BATCH_NORM)
+    c.name: c
+    for c in (
+        OVERVIEW,
+        VANISHING,
+        SATURATION,
+        OUTPUT_LOSS,
+        ZIGZAG,
+        DEAD_RELUS,
+        INIT,
+        DROPOUT,
+        BATCH_NORM,
+        RELU_VARIANTS,
+    )
 }
 
 

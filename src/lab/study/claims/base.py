@@ -25,6 +25,7 @@ class Column:
     scale: float = 1.0
     suffix: str = ""
     log: bool = False  # a ratio: geometric mean, compared on log10
+    failed: float | None = None  # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Panel:
 class Check:
     """One sub-claim: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``); with ``margin`` it is
     "no difference": the two differ by less than ``margin`` (raw units; log10 units on a log column), tested
-    for equivalence. ``says`` is the sub-claim in the notes' words."""
+    for equivalence. ``says`` is the sub-claim in the notes' words. With ``level`` the other side is that
+    number, as if every seed had measured it (Welch's test then reduces to a one-sample t-test)."""
 
     column: int
     better: str
@@ -62,6 +64,7 @@ class Check:
     lower: bool = False
     margin: float | None = None
     says: str = ""
+    level: float | None = None  # compare ``better`` with this number (``worse`` then only names it)
 
 
 @dataclass
@@ -156,8 +159,10 @@ class Claim:
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
         """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
-        col = self.columns[column]
-        return summarise((col.measure(r) for r in groups.get(variant, []) if r.status == "FINISHED"), col.log)
+        col = self.columns[column]  # (unless the column says what a FAILED run counts as: ``Column.failed``)
+        runs = groups.get(variant, [])
+        failed = [col.failed for r in runs if r.status == "FAILED" and col.failed is not None]
+        return summarise([*(col.measure(r) for r in runs if r.status == "FINISHED"), *failed], col.log)
 
     def outcomes(self, groups: Groups) -> list[Outcome]:
         """Each check's comparison, before any correction."""
@@ -165,6 +170,8 @@ class Claim:
         for check in self.checks:
             title = self.columns[check.column].title
             a, b = self.stat(groups, check.better, check.column), self.stat(groups, check.worse, check.column)
+            if check.level is not None:
+                b = None if a is None else Stat((check.level,) * max(2, a.n), self.columns[check.column].log)
             if a is None or b is None:
                 out.append(Outcome(check, title, None, missing=True))
             else:
