@@ -104,19 +104,22 @@ def _study_args(claim: str, variant: int, quick: bool) -> list[str]:
 
 @pytest.mark.parametrize(
     ("variant", "loss", "output"),
-    [(0, "cross_entropy", "softmax"), (1, "mse", "softmax"), (2, "cross_entropy", "sigmoid"), (3, "mse", "sigmoid")],
+    [(4, "cross_entropy", "softmax"), (5, "mse", "softmax"), (6, "cross_entropy", "sigmoid"), (7, "mse", "sigmoid")],
 )
-def test_the_output_loss_claim_builds_each_loss_on_the_bad_start_network(
+def test_the_output_loss_claim_builds_each_loss_on_a_saturated_output_under_plain_sgd(
     variant: int, loss: str, output: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _resolved(_study_args("output_loss", variant, quick=False), capsys)
     net, textbook = config["model"]["net"], config["model"]["loss"]
-    assert net["class_path"] == "lab.nets.BadStartMLP" and net["init_args"]["output_gain"] == 20
+    assert net["class_path"] == "lab.nets.StudyMLP" and net["init_args"]["output_gain"] == 20
     assert net["init_args"]["activation"] == "relu"  # given before the class: kept when the class changes
     assert textbook == {"class_path": "lab.losses.TextbookLoss", "init_args": {"loss": loss, "output": output}}
+    optimizer = config["model"]["optimizer"]
+    assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["momentum"] == 0
+    assert config["model"]["scheduler"] is None and config["trainer"]["gradient_clip_val"] is None
     diagnostics = config["trainer"]["callbacks"][-1]
     assert diagnostics["class_path"] == "lab.diagnostics.DiagnosticsCallback"
-    assert diagnostics["init_args"]["every_n_steps"] == 5 and diagnostics["init_args"]["figures"] is False
+    assert diagnostics["init_args"]["figures"] is False
 
 
 @pytest.mark.slow  # one CLI parse per configuration of every claim (~1 s each)
