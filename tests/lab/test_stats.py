@@ -96,3 +96,22 @@ def test_a_sub_claim_against_the_notes_does_not_hold_and_holm_runs_over_the_whol
     same = {"a": _runs("a", [1.0, 1.1, 0.9]), "b": _runs("b", [1.0, 1.1, 0.9])}
     verdicts = judge([(one, weak), (nulls, same)])
     assert verdicts[0].label.startswith("inconclusive") and verdicts[0].outcomes[0].p_holm == pytest.approx(10 * p)
+
+
+def test_the_report_names_each_unsettled_check_and_why_a_counted_one_cannot_be_settled() -> None:
+    from lab.study.report import unsettled_section
+
+    # all 5 seeds of `a` reach the goal, none of `b`: Fisher's p = 0.0079, the smallest 5 against 5 can give;
+    # alone it holds, among 20 checks (Holm: p < 0.0025 for the smallest) it cannot
+    counted_groups = {"a": _runs("a", [1.0] * 5), "b": _runs("b", [0.0] * 5)}
+    counts = _claim("counts", Check(0, "a", "b", says="a reaches it, b never"))
+    noisy = _claim("noisy", *[Check(0, "a", "b", says=f"null {i}") for i in range(19)])
+    same = {"a": _runs("a", [1.0, 1.1, 0.9]), "b": _runs("b", [1.0, 1.1, 0.9])}
+    assert counts.verdict(counted_groups).label == "holds"
+    verdicts = judge([(counts, counted_groups), (noisy, same)])
+    text = unsettled_section([(counts, verdicts[0]), (noisy, verdicts[1])])
+    assert text.startswith("## What this study could not settle")
+    assert "a reaches it, b never (counted: 5/5 vs 0/5 seeds" in text
+    assert "even 5 of 5 against 0 of 5 gives p = 0.0079, and Holm over 20 checks asks for p < 0.0025" in text
+    assert text.count("the effect is within what the seeds vary by") == 19
+    assert unsettled_section([(counts, counts.verdict(counted_groups))]) == ""  # nothing unsettled: no section

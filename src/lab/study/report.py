@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lab.study.claims import Claim, Verdict, group, judge
 from lab.study.plots import figure
 from lab.study.results import RunRecord
-from lab.study.stats import RULES
+from lab.study.stats import ALPHA, RULES, counted
 
 FIGURE_NOTE = (
     "Lines: the mean over seeds with a band of ± 1 standard deviation (on a log axis the geometric mean ×/÷ the "
@@ -68,8 +69,38 @@ def write(claims: list[Claim], records: list[RunRecord], header: str, out: Path)
             summary.append(f"| {link} | {said} | {effect} | {holm_p} | {outcome.label} |")
             link = "″"
     overview = "| claim | sub-claim | effect | Holm p | holds? |\n|---|---|---|---|---|\n" + "\n".join(summary)
-    out.write_text(f"# Activation study\n\n{header}\n\n{RULES}\n\n{overview}\n\n" + "\n".join(sections))
+    unsettled = unsettled_section([(c, v) for c, v in zip(claims, verdicts, strict=True)])
+    out.write_text(f"# Activation study\n\n{header}\n\n{RULES}\n\n{overview}\n\n{unsettled}" + "\n".join(sections))
     return images
+
+
+def unsettled_section(judged: list[tuple[Claim, Verdict]]) -> str:
+    """What this study could not settle, and why: a counted comparison has a smallest possible p (every seed
+    against none) that Holm's correction over all the checks may put out of reach; other checks' intervals
+    include no difference (or, for a "no difference" check, reach beyond the margin)."""
+    outcomes = [(c, o) for c, v in judged for o in v.outcomes]
+    tested = sum(o.comparison is not None for _, o in outcomes)
+    lines = []
+    for claim, o in outcomes:
+        if not o.label.startswith("inconclusive") and o.label != "no data":
+            continue
+        said = o.check.says or f"{o.check.better} vs {o.check.worse}, {o.title}"
+        c = o.comparison
+        if c is None:
+            why = "no data" if o.missing else "one seed"
+        elif c.test.startswith("counted"):
+            na, nb = (int(n) for n in re.match(r"counted: \d+/(\d+) vs \d+/(\d+)", c.test).groups())
+            floor = counted([1.0] * na, [0.0] * nb, 0.5, "").p_value
+            why = (
+                f"{c.test.split(' (')[0]}: even {na} of {na} against 0 of {nb} gives p = {floor:.2g}, and Holm over "
+                f"{tested} checks asks for p < {ALPHA / tested:.2g} of the smallest: more seeds would settle it"
+            )
+        else:
+            why = f"raw p = {c.p_value:.2g}, Holm p = {o.p_holm:.2g}: the effect is within what the seeds vary by"
+        lines.append(f"- {claim.title}: {said} ({why}).")
+    if not lines:
+        return ""
+    return "## What this study could not settle\n\n" + "\n".join(lines) + "\n\n"
 
 
 def _anchor(claim: Claim) -> str:
