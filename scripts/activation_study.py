@@ -67,13 +67,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def diverged(client: MlflowClient, parent_id: str) -> set[str]:
+    """The study's runs that diverged (the CLI's ``DivergenceError``): an outcome some claims count (a learning
+    rate too high), not a broken run."""
+    experiment = client.get_run(parent_id).info.experiment_id
+    failed = client.search_runs(
+        [experiment], f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FAILED'"
+    )
+    return {r.info.run_name for r in failed if r.data.tags.get("error", "").startswith("DivergenceError")}
+
+
 def describe(
-    args: argparse.Namespace, argv: list[str] | None, study_id: str, runs: int, failed: int, wall: float
+    args: argparse.Namespace, argv: list[str] | None, study_id: str, runs: int, failed: int, wall: float, nan: int = 0
 ) -> str:
     """The report's header: what ran, how long it took, on what, and where MLflow holds it."""
     invocation = " ".join(["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)])
     return (
-        f"Study `{study_id}`: {runs} runs ({failed} failed), seeds {args.seeds}"
+        f"Study `{study_id}`: {runs} runs ({nan} diverged, {failed} failed otherwise), seeds {args.seeds}"
         f"{' (quick mode: a few batches per run)' if args.quick else ''}.\n\n"
         f"Command: `{invocation}`  \nWall time: {wall / 60:.1f} min with {args.jobs} parallel job(s) on "
         f"{os.cpu_count()} CPU core(s) ({cpu_name()}), torch {torch.__version__}, "
@@ -159,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         cost = {c.name: cost_s(c, args.quick) for c in claims}
         failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id, lambda job: cost[job.claim])
         wall = time.perf_counter() - start
+        nan = diverged(client, parent.run_id) if failures else set()
+        failures = [label for label in failures if label not in nan]
+        if nan:
+            print(f"{len(nan)} run(s) diverged (NaN loss): outcomes the claims count, not failures", flush=True)
         if failures:
             print(f"{len(failures)} failed run(s); logs in {args.out.parent / 'logs' / study_id}", file=sys.stderr)
-        header = describe(args, argv, study_id, len(jobs), len(failures), wall)
+        header = describe(args, argv, study_id, len(jobs), len(failures), wall, len(nan))
         client.set_tag(parent.run_id, "study.header", header)
         n = publish(client, parent.run_id, claims, header, args.out)
         status = "success" if not failures else "failed"

@@ -115,3 +115,13 @@ def test_the_report_names_each_unsettled_check_and_why_a_counted_one_cannot_be_s
     assert "even 5 of 5 against 0 of 5 gives p = 0.0079, and Holm over 20 checks asks for p < 0.0025" in text
     assert text.count("the effect is within what the seeds vary by") == 19
     assert unsettled_section([(counts, counts.verdict(counted_groups))]) == ""  # nothing unsettled: no section
+
+
+def test_identical_constant_groups_are_equivalent_only_as_far_as_their_seeds_go() -> None:
+    two, five = (
+        compare(Stat((0.0, 0.0)), Stat((0.0, 0.0)), margin=0.02),
+        compare(Stat((0.0,) * 5), Stat((0.0,) * 5), margin=0.02),
+    )
+    assert (two.sign, two.p_value) == (0, 0.25) and five.p_value == pytest.approx(0.03125)  # never p = 0
+    assert "sign test, n = 5" in five.test
+    assert compare(Stat((0.0,) * 5), Stat((0.0,) * 5)).p_value == 1.0  # "a differs from b": nothing to show

@@ -104,6 +104,17 @@ def test_claims_are_selected_by_name_in_report_order() -> None:
         select(["nope"])
 
 
+def test_a_diverged_run_is_an_outcome_and_any_other_failed_run_a_failure(tracking_uri: str) -> None:
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("study")
+    parent = client.create_run(experiment).info.run_id
+    for name, error in [("nan", "DivergenceError: training diverged at step 9"), ("bug", "RuntimeError: shapes")]:
+        run = client.create_run(experiment, run_name=name, tags={PARENT_TAG: parent, "error": error}).info.run_id
+        client.set_terminated(run, "FAILED")
+    client.set_terminated(client.create_run(experiment, run_name="fine", tags={PARENT_TAG: parent}).info.run_id)
+    assert load_script().diverged(client, parent) == {"nan"}
+
+
 def test_quick_mode_writes_under_outputs_unless_told_otherwise(capsys: pytest.CaptureFixture[str]) -> None:
     script = load_script()
     assert script.parse_args(["--quick"]).out == Path("outputs/study/activation_study.md")

@@ -171,8 +171,11 @@ def compare(a: Stat, b: Stat, margin: float | None = None, names: tuple[str, str
     if split_at(x) is not None or split_at(y) is not None:
         return counted(a.values, b.values, split_at([*a.values, *b.values]) or a.mean, "a split group")
     if len(flags) == 2:
-        if x[0] == y[0]:
-            return Comparison("constant: identical in every seed", 0.0, 0.0, 0.0, 1.0 if margin is None else 0.0, 0)
+        if x[0] == y[0] and margin is None:
+            return Comparison("constant: identical in every seed", 0.0, 0.0, 0.0, 1.0, 0)
+        if x[0] == y[0]:  # no spread to test: a sign test, each seed as likely outside the margin as inside
+            n = min(len(x), len(y))
+            return Comparison(f"constant: identical in every seed (sign test, n = {n})", 0.0, 0.0, 0.0, 0.5**n, 0)
         return counted(a.values, b.values, (a.values[0] + b.values[0]) / 2, "both constant")
     effect, low, high, p = welch(x, y)
     if margin is not None:
