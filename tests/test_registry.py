@@ -80,3 +80,17 @@ def test_make_register_then_make_predict_by_alias(repo_root: Path, fake_mnist: P
     )
     assert predict.returncode == 0, predict.stderr
     assert "wrote 1 predictions" in predict.stdout
+
+
+@pytest.mark.slow  # a tiny run
+def test_a_run_without_a_logged_model_is_registered_from_its_best_checkpoint(
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+
+    run_id = cli_main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=1", "--run_test=false")).trainer.logger.run_id
+    mlflow.set_experiment("elsewhere")  # another experiment active in this process must not get in the way
+    assert main([run_id]) == 0
+    assert "selected on validation, untested" in capsys.readouterr().out
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(load_classifier(CHAMPION)(x), load_classifier(run_id)(x))

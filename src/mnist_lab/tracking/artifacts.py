@@ -149,6 +149,16 @@ def git_dirty() -> str:
     return str(bool(status.strip())).lower()
 
 
+def fluent_run(tracking_uri: str, run_id: str) -> Any:
+    """MLflow's fluent ``start_run`` of ``run_id`` (``log_input`` and ``log_model`` need one), in the run's own
+    experiment whatever an earlier ``set_experiment`` in this process chose (else MLflow refuses it)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id)
+    return mlflow.start_run(run_id=run_id)
+
+
 def log_dataset(logger: RunLogger, datamodule: Any) -> None:
     """``mlflow.log_input`` of the data's files (``datamodule.raw_dir``): source folder, sha256 digest, classes."""
     import mlflow
@@ -166,8 +176,7 @@ def log_dataset(logger: RunLogger, datamodule: Any) -> None:
     name = str(datamodule.hparams.get("dataset") or raw_dir.parent.name)
     dataset = MetaDataset(LocalArtifactDatasetSource(str(raw_dir.resolve())), name=name, digest=digest.hexdigest()[:32])
     tags = {"classes": ",".join(getattr(datamodule, "class_names", []))}
-    mlflow.set_tracking_uri(logger.tracking_uri)
-    with mlflow.start_run(run_id=logger.run_id):  # leaving it ends the run: it is running still
+    with fluent_run(logger.tracking_uri, logger.run_id):  # leaving it ends the run: it is running still
         mlflow.log_input(dataset, context="training", tags=tags)
     logger.experiment.update_run(logger.run_id, status="RUNNING")
 
@@ -205,8 +214,7 @@ def log_pytorch_model(
     with torch.no_grad():
         signature = infer_signature(example.numpy(), model(example).numpy())
     metadata = {"output": "logits", "dataset": dataset, "class_names": list(class_names)}
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):  # the run ends FINISHED for a moment; finalize follows
+    with fluent_run(tracking_uri, run_id):  # the run ends FINISHED for a moment; finalize follows
         mlflow.pytorch.log_model(
             model,
             name=MODEL_NAME,
