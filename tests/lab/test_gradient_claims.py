@@ -112,32 +112,18 @@ def test_each_gradient_claim_runs_in_quick_mode_and_its_columns_read_numbers_bac
     fake_mnist: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
     from mlflow import MlflowClient
+    from quick_study import TINY, run_quick
 
-    from lab.study.grid import Job, command
+    from lab.study.grid import Job
     from lab.study.results import collect
-    from lab.study.runner import run_all
     from mnist_lab.tracking.nesting import PARENT_TAG
 
     client = MlflowClient(tracking_uri)
-    experiment = client.create_experiment("activation-study")
-    parent = client.create_run(experiment, tags={"study": "q", "study.parent": "true"})
     claims = {c.name: c for c in (OVERVIEW, VANISHING, SATURATION, OUTPUT_LOSS, ZIGZAG)}
     picks = {OVERVIEW.name: -1, VANISHING.name: 0, SATURATION.name: 3, OUTPUT_LOSS.name: 5, ZIGZAG.name: 1}
     jobs = [Job(name, claims[name].variants[i], 42) for name, i in picks.items()]
-    tiny = [*QUICK_ARGS, "--data.val_size=200", "--data.train_size=800", "--model.net.init_args.width=16"]
-
-    def cli(job: Job) -> list[str]:
-        return command(
-            job,
-            study_id="q",
-            parent_run_id=parent.info.run_id,
-            experiment="activation-study",
-            data_dir=str(fake_mnist),
-            claim_args=claims[job.claim].args,
-            extra=tiny,
-        )
-
-    assert run_all(jobs, cli, 1, tmp_path / "logs", lambda job: 1.0) == []
+    experiment, parent_id = run_quick(client, jobs, claims, fake_mnist, tmp_path / "logs", *TINY)
+    parent = client.get_run(parent_id)
     records = collect(client, parent, {c.name: c.metrics for c in claims.values()})
     assert len(records) == len(jobs) and {r.status for r in records} == {"FINISHED"}
     for record in records:

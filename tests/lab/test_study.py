@@ -240,28 +240,14 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
 def test_one_worker_trains_several_configurations_each_its_own_nested_run_with_nothing_leaking(
     fake_mnist: Path, tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lab.study.grid import QUICK_ARGS, Job, command
-    from lab.study.runner import run_all
+    from quick_study import TINY, run_quick
+
+    from lab.study.grid import Job
 
     client = MlflowClient(tracking_uri)
-    experiment = client.create_experiment("activation-study")
-    parent = client.create_run(experiment, tags={"study": "s", "study.parent": "true"}).info.run_id
     sigmoid, relu = VANISHING.variants[0], VANISHING.variants[3]
     jobs = [Job(VANISHING.name, sigmoid, 42), Job(VANISHING.name, relu, 43), Job(VANISHING.name, sigmoid, 42)]
-    tiny = [*QUICK_ARGS, "--data.val_size=200", "--data.train_size=800", "--model.net.init_args.width=16"]
-
-    def cli(job: Job) -> list[str]:
-        return command(
-            job,
-            study_id="s",
-            parent_run_id=parent,
-            experiment="activation-study",
-            data_dir=str(fake_mnist),
-            claim_args=VANISHING.args,
-            extra=tiny,
-        )
-
-    assert run_all(jobs, cli, 1, tmp_path / "logs", lambda job: 1.0) == []
+    experiment, parent = run_quick(client, jobs, {VANISHING.name: VANISHING}, fake_mnist, tmp_path / "logs", *TINY)
     out = capsys.readouterr().out
     assert "[3/3] ok" in out and "min left" in out
     logs = sorted((tmp_path / "logs").iterdir())

@@ -151,27 +151,14 @@ def test_every_unit_and_training_claim_checks_named_configurations_and_says_its_
 def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in_quick_runs(
     fake_mnist: Path, tracking_uri: str, tmp_path: Path
 ) -> None:
-    from lab.study.grid import QUICK_ARGS, Job, command
-    from lab.study.runner import run_all
+    from quick_study import run_quick
+
+    from lab.study.grid import Job
 
     client = MlflowClient(tracking_uri)
-    experiment = client.create_experiment("activation-study")
-    parent = client.create_run(experiment, tags={"study": "s", "study.parent": "true"}).info.run_id
     picks = [("dead_relus", 1), ("init", 0), ("dropout", 2), ("batch_norm", 6), ("relu_variants", 3)]
     jobs = [Job(name, CLAIMS[name].variants[i], 42) for name, i in picks]
-
-    def cli(job: Job) -> list[str]:
-        return command(
-            job,
-            study_id="s",
-            parent_run_id=parent,
-            experiment="activation-study",
-            data_dir=str(fake_mnist),
-            claim_args=CLAIMS[job.claim].args,
-            extra=[*QUICK_ARGS, "--data.val_size=200"],
-        )
-
-    assert run_all(jobs, cli, 1, tmp_path / "logs", lambda job: 1.0) == []
+    experiment, parent = run_quick(client, jobs, CLAIMS, fake_mnist, tmp_path / "logs")
     runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
     metrics = {r.data.tags["study.claim"]: r.data.metrics for r in runs}
     assert {r.info.status for r in runs} == {"FINISHED"}
