@@ -42,7 +42,7 @@ def test_register_moves_champion_to_each_new_version_and_predict_follows(
 
 
 def test_bad_registrations_are_one_error_line(
-    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
+    fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for argv, message in [
         (["not-a-run"], "is not an MLflow run id"),
@@ -52,6 +52,11 @@ def test_bad_registrations_are_one_error_line(
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    missing = Path.cwd() / "none" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    assert main(["--sweep", "mlp"]) == 2 and "no MLflow store at" in capsys.readouterr().err
+    assert not missing.exists()  # not made by asking
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     with pytest.raises(ValueError, match="make register RUN="):
         load_classifier(CHAMPION)
     with pytest.raises(SystemExit):
