@@ -61,7 +61,7 @@ class RunLogger(MLFlowLogger):
         run_id: continue this existing run (the CLI sets it from a checkpoint when resuming).
         synchronous: ``False`` is MLflow's asynchronous logging (``MLFlowLogger``'s own option).
         log_system_metrics: MLflow's ``system/*`` metrics (CPU, memory, disk, network; GPU with ``nvidia-ml-py``) in
-            this run, every ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` (10) seconds, from rank 0.
+            this run, every ``$MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` (10) seconds and once at the end, from rank 0.
         store_timeout_s: how long a tracking server may fail to answer before the run stops (see ``outage``).
     """
 
@@ -174,7 +174,11 @@ class RunLogger(MLFlowLogger):
             return
         ended = run_status(status, self.stopped_by)
         if self._monitor is not None:
-            self._monitor.finish()  # writes its last samples
+            self._monitor.finish()  # stops MLflow's sampler, which writes nothing for a run shorter than its interval
+            with contextlib.suppress(Exception):  # so every run ends with one sample of its own, whatever the timing
+                self._monitor.collect_metrics()
+                self._monitor.publish_metrics(self._monitor.aggregate_metrics())
+                self._monitor.mlflow_logger.flush()
         super().finalize(ended)
         self.outage.settle()  # the last asynchronous write
         fault = self.fault
