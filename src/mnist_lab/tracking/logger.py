@@ -175,10 +175,11 @@ class RunLogger(MLFlowLogger):
         ended = run_status(status, self.stopped_by)
         if self._monitor is not None:
             self._monitor.finish()  # stops MLflow's sampler, which writes nothing for a run shorter than its interval
-            with contextlib.suppress(Exception):  # so every run ends with one sample of its own, whatever the timing
-                self._monitor.collect_metrics()
-                self._monitor.publish_metrics(self._monitor.aggregate_metrics())
-                self._monitor.mlflow_logger.flush()
+            with contextlib.suppress(Exception):  # so every run has one sample, whatever the timing
+                if self.fault is None:  # not another wait on a store that is down
+                    self._monitor.collect_metrics()
+                    self._monitor.publish_metrics(self._monitor.aggregate_metrics())
+                    self._monitor.mlflow_logger.flush()
         super().finalize(ended)
         self.outage.settle()  # the last asynchronous write
         fault = self.fault
