@@ -157,8 +157,12 @@ class TemplateCLI(LightningCLI):
                 logger_args.run_id = info.run["run_id"]  # continue the checkpoint's MLflow run
 
     def before_instantiate_classes(self) -> None:
-        """Name a new MLflow run after the network's arguments, unless it has a name."""
+        """Name a new MLflow run after the network's arguments, unless it has a name; drop the listed progress
+        bar when ``--trainer.enable_progress_bar=false`` (Lightning refuses the two together)."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.get("enable_progress_bar") is False and config.trainer.get("callbacks"):
+            bar = [c for c in config.trainer.callbacks if str(c.get("class_path")).endswith("ProgressBar")]
+            config.trainer.callbacks = [c for c in config.trainer.callbacks if c not in bar]
         logger = config.trainer.get("logger")
         if hasattr(logger, "get") and logger.get("init_args") is not None and not logger.init_args.get("run_name"):
             net = config.model.get("net")
