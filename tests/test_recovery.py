@@ -115,6 +115,8 @@ def test_a_signal_checkpoints_and_kills_the_run_and_resume_continues_it(
     assert run.info.status == "FINISHED"
     assert history_steps(client, run_id, "val/acc") == [63 - 1, 126 - 1]
     assert_no_duplicate_steps(client, run_id)
+    epoch_times = [m.value for m in client.get_metric_history(run_id, "time/epoch_s")]
+    assert epoch_times and all(0 < t < 600 for t in epoch_times), epoch_times  # the resumed epoch's too
     assert len(client.search_runs([run.info.experiment_id])) == 1
 
 

@@ -59,6 +59,7 @@ class RunArtifacts(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Record the checkpoint folder, so ``RESUME=<run id>`` finds the run's ``last.ckpt``."""
+        self._epoch_start = time.perf_counter()  # an epoch resumed mid-way gets no on_train_epoch_start
         logger, folder = run_logger(trainer), getattr(trainer.checkpoint_callback, "dirpath", None)
         if logger is not None and folder and trainer.is_global_zero:
             logger.experiment.set_tag(logger.run_id, CHECKPOINT_DIR_TAG, str(Path(folder).resolve()))
