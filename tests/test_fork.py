@@ -157,6 +157,16 @@ def test_a_fork_fits_tests_and_predicts_its_own_network_data_and_metric(
     assert {"train/f1", "val/f1", "test/f1", "test/acc"} <= set(run.data.metrics), sorted(run.data.metrics)
     assert run.data.metrics["test/acc"] > 0.8, run.data.metrics  # the prototypes are learnable in 2 epochs
     assert run.info.run_name.startswith("mynet"), run.info.run_name
+    linked = {k: run.data.params[f"model/net/init_args/{k}"] for k in ("num_classes", "input_shape")}
+    assert linked == {"num_classes": "3", "input_shape": "(1, 16, 16)"}, (
+        "the params say what the network was built with"
+    )
+
+    resumed = main(
+        ["fit", NET, "--model.net.init_args.width=4", DATA, "--data.init_args.batch_size=32"]
+        + ["--trainer.max_epochs=3", "--trainer.log_every_n_steps=2", *QUIET, f"--ckpt_path={run_id}"]
+    )
+    assert resumed.trainer.logger.run_id == run_id and resumed.trainer.current_epoch == 3
 
     # The checkpoint rebuilds MyNet from its hyperparameters: no --model.net here.
     tested = main(["test", DATA, *QUIET, f"--ckpt_path={run_id}"])

@@ -78,10 +78,26 @@ class LogConfig(SaveConfigCallback):
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         logger = run_logger(trainer)
         if logger is not None:
+            config = linked_config(self.config, trainer.datamodule)
             name = "config_resumed.yaml" if logger.resumed else "config.yaml"
-            logger.experiment.log_text(logger.run_id, self.parser.dump(self.config, skip_none=False), name)
-            logger.log_hyperparams(self.config.as_dict())  # MLFlowLogger flattens it: model/net/init_args/...
+            logger.experiment.log_text(logger.run_id, self.parser.dump(config, skip_none=False), name)
+            logger.log_hyperparams(config.as_dict())  # MLFlowLogger flattens it: model/net/init_args/...
             logger.experiment.set_tag(logger.run_id, "subcommand", str(getattr(stage, "value", stage)))
+
+
+def linked_targets(prefix: str = "") -> list[str]:
+    """The model's and network's arguments that the data sets when they are built (``LINKED``)."""
+    return [f"{prefix}{where}{target}" for target in LINKED for where in ("", "net.init_args.")]
+
+
+def linked_config(config: Any, datamodule: Any) -> Any:
+    """The config with the values the data linked in (a parsed config holds the defaults those replaced)."""
+    config = config.clone()
+    for key in linked_targets("model."):
+        value = getattr(datamodule, LINKED[key.rpartition(".")[2]], None)
+        if value is not None and key in config:
+            config[key] = value
+    return config
 
 
 def run_name(net: Any) -> str:
@@ -150,7 +166,11 @@ class TemplateCLI(LightningCLI):
             training = {f"trainer/{key}": config.trainer.get(key) for key in SAME_TRAINING}
             if not isinstance(seed, bool):  # true draws a seed: the run's is another
                 training["seed_everything"] = seed
-            check_same_settings(config.model.as_dict(), config.data.as_dict(), training, info, uri)
+            model = config.model.clone()
+            for key in linked_targets():  # set from the data when built: the data's own settings are compared
+                if key in model:
+                    del model[key]
+            check_same_settings(model.as_dict(), config.data.as_dict(), training, info, uri)
             scheduler = config.model.get("scheduler")
             check_resumable(info, config.trainer.get("max_epochs"), str(scheduler and scheduler.get("class_path")))
             if logger_args is not None and info.run and info.run.get("tracking_uri") == uri:
