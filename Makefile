@@ -159,9 +159,9 @@ lint: ## Check lint, formatting and import direction (ruff, import-linter); CI r
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/lint-imports
 
-format: ## Fix what ruff can fix, then format
-	$(VENV)/bin/ruff check --fix $(LINTED)
+format: ## Format, then fix what ruff can fix
 	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 rename: ## Rename the package, its imports, configs and docs: make rename NAME=<new_package>
 	@test -n "$(NAME)" || { echo "error: give the new package name: make rename NAME=<new_package>" >&2; exit 2; }
