@@ -196,7 +196,7 @@ def check_same_settings(
         raise ConfigError(
             f"resuming {info.path} with other settings than it was trained with: {'; '.join(changed[:3])}"
             f"{' ...' if len(changed) > 3 else ''}. Give the first command's MODEL, PRESET and variables "
-            "(only EPOCHS may change), or train a new run"
+            "(only EPOCHS and DATA_DIR may change), or train a new run"
         )
 
 
