@@ -28,6 +28,7 @@ DELETED = [
 ]
 EDITED = [
     "configs/defaults.yaml",
+    "configs/speed.yaml",
     "Makefile",
     "pyproject.toml",
     "README.md",

@@ -49,6 +49,20 @@ def traces(root: Path) -> list[str]:
     return list(found)
 
 
+LINK = re.compile(r"\]\(([^)#\s]+)")  # a Markdown link's target, without its anchor
+
+
+def dead_links(root: Path) -> list[str]:
+    """``page: target`` for every relative link of README and the docs that names no file."""
+    pages = [root / "README.md", *(root / "docs").glob("*.md")]
+    return [
+        f"{page.relative_to(root)}: {target}"
+        for page in pages
+        for target in LINK.findall(page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+
+
 def run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -74,6 +88,9 @@ def test_drop_lab_leaves_a_template_that_lints_tests_and_trains(
         text=True,
     )
     assert grep.stdout == "", grep.stdout
+    assert dead_links(copy) == []
+    docs = [copy / "README.md", *(copy / "docs").glob("*.md")]
+    assert not [p.name for p in docs if re.search(r"\bDIAG\b", p.read_text())]  # a variable that would do nothing
     assert run(["make", "-s", "help"], copy, dict(os.environ)).returncode == 0  # the Makefile still parses
     again = run(["make", "-s", "drop-lab"], copy, dict(os.environ))
     assert again.returncode != 0  # the target went with the lab
