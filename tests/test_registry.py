@@ -62,6 +62,9 @@ def test_bad_registrations_are_one_error_line(
     with pytest.raises(SystemExit):
         model_uri_main(["models:/nothing@champion"])
     assert "error: no model version models:/nothing@champion" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        model_uri_main(["deadbeef"])  # `make serve RUN=deadbeef`: a RUN was given, just not an id
+    assert "error: 'deadbeef' is neither an MLflow run id" in capsys.readouterr().err
 
 
 @pytest.mark.subprocess

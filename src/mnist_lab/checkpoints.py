@@ -278,8 +278,9 @@ def main(argv: list[str] | None = None) -> None:
             print(args[0])
             return
         if len(args) != 1 or not RUN_ID.match(args[0]):
+            given = f"{args[0]!r} is neither an MLflow run id (32 hex digits) nor a models:/ URI; " if args else ""
             raise ConfigError(
-                "give the run id or registered model: make serve RUN=<run id> | MODEL=models:/<name>@<alias>"
+                f"{given}give the run id or registered model: make serve RUN=<run id> | MODEL=models:/<name>@<alias>"
             )
         print(model_uri(RUN_ID.match(args[0]).group(1), resolve_tracking_uri()))
     except ConfigError as err:
