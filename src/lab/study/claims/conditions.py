@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from lab.study.claims.base import Measure
+from lab.study.grid import NET
 from lab.study.results import RunRecord
 
 STUDY_CB = "--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics"  # the diagnostics, plus the study's
@@ -27,6 +28,21 @@ def sgd(lr: float, momentum: float = 0.9) -> tuple[str, ...]:
         f"--model.optimizer.init_args.momentum={momentum:g}",
         "--model.optimizer.init_args.weight_decay=0",
         *CONSTANT,
+    )
+
+
+def unit_run(every: int, images: int) -> tuple[str, ...]:
+    """The unit claims' run: a 2x128 MLP, 2 epochs of 100 batches, the units measured every ``every`` steps over
+    ``images`` training images (the probe every 200)."""
+    return (
+        f"{NET}.width=128",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=100",
+        "--trainer.limit_val_batches=2",
+        f"{CB}.every_n_steps={every}",
+        f"{CB}.probe_every_n_steps=200",
+        f"{CB}.images={images}",
+        f"{CB}.unit_every_n_steps={every}",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.study.claims import measures as m
 from lab.study.claims.base import Check, Claim, Column, Panel
-from lab.study.claims.conditions import CB, STUDY_CB, STUDY_NET, adamw, hidden_min, per_layer, recovered, sgd
+from lab.study.claims.conditions import CB, STUDY_CB, STUDY_NET, adamw, hidden_min, per_layer, recovered, sgd, unit_run
 from lab.study.claims.gradients import act
 from lab.study.grid import NET, Variant
 
@@ -109,17 +109,7 @@ DEAD_RELUS = Claim(
         "*all-negative*: units with z <= 0 on every image (where ReLU has no gradient, leaky ReLU 1% of it)."
     ),
     variants=_dead_variants(),
-    args=(
-        STUDY_CB,
-        f"{NET}.width=128",
-        "--trainer.max_epochs=2",
-        "--trainer.limit_train_batches=100",
-        "--trainer.limit_val_batches=2",
-        f"{CB}.every_n_steps=40",
-        f"{CB}.probe_every_n_steps=200",
-        f"{CB}.images={SLOPE_IMAGES}",
-        f"{CB}.unit_every_n_steps=40",
-    ),
+    args=(STUDY_CB, *unit_run(every=40, images=SLOPE_IMAGES)),
     metrics=("val/acc", "study/dead/"),
     columns=(
         Column("dead fraction (end)", m.hidden("study/dead/"), ".3f"),

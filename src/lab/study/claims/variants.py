@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.study.claims import measures as m
 from lab.study.claims.base import Check, Claim, Column, Panel
-from lab.study.claims.conditions import CB, STUDY_CB, sgd
+from lab.study.claims.conditions import STUDY_CB, sgd, unit_run
 from lab.study.claims.gradients import act
 from lab.study.grid import BAD_START, NET, Variant
 
@@ -42,18 +42,7 @@ RELU_VARIANTS = Claim(
         "deeper layer sees a near-constant input under either activation, so it is not compared)."
     ),
     variants=(RELU_WIDE, MAXOUT, RELU_HIGH, RELU6_HIGH),
-    args=(
-        STUDY_CB,
-        *sgd(VARIANT_LR),
-        f"{NET}.width=128",
-        "--trainer.max_epochs=2",
-        "--trainer.limit_train_batches=100",
-        "--trainer.limit_val_batches=2",
-        f"{CB}.every_n_steps=100",
-        f"{CB}.probe_every_n_steps=200",
-        f"{CB}.images=5000",
-        f"{CB}.unit_every_n_steps=100",
-    ),
+    args=(STUDY_CB, *sgd(VARIANT_LR), *unit_run(every=100, images=5000)),
     metrics=("val/acc", "study/dead/0"),
     columns=(
         Column("val acc", m.val_acc, ".2f", 100, "%"),
