@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.stale import end_stale_runs
+from mnist_lab.stale import end_stale_runs, no_local_store
 
 CHECKPOINT_RUN_KEY = "mlflow"  # {"run_id", "tracking_uri"} in every checkpoint
 CHECKPOINT_DIR_TAG = "checkpoint.dir"  # the run's local checkpoint folder
@@ -114,8 +114,7 @@ def last_interrupted(tracking_uri: str, experiment: str) -> Path:
     from mlflow import MlflowClient
 
     client, runs = MlflowClient(tracking_uri), []
-    new_store = tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file()
-    found = None if new_store else client.get_experiment_by_name(experiment)  # a query would create the store
+    found = None if no_local_store(tracking_uri) else client.get_experiment_by_name(experiment)
     if found is not None:
         end_stale_runs(client)  # a run killed with -9 is still RUNNING: end it KILLED so it can be picked
         runs = client.search_runs([found.experiment_id], order_by=["attributes.end_time DESC"])  # no IN on status

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mnist_lab.checkpoints import RUN_ID, model_uri
 from mnist_lab.errors import ConfigError, TemplateError
+from mnist_lab.stale import no_local_store
 
 DEFAULT_NAME = "mnist-classifier"
 ALIAS = "champion"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     uri = resolve_tracking_uri()
     try:
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        if no_local_store(uri):
             raise ConfigError(f"no MLflow store at {uri}: train a run first (`make train`)")  # rather than make one
         if bool(args.run) == bool(args.sweep):
             raise ConfigError("give a run or a sweep: make register RUN=<run id> | STUDY=<sweep study>")

@@ -32,6 +32,11 @@ def started(pid: int) -> str:
     return "" if fields[0] == "Z" else f"{namespace} {boot}:{fields[19]}"  # a zombie has ended; field 22: start
 
 
+def no_local_store(uri: str) -> bool:
+    """A local sqlite store whose file does not exist yet (asking MLflow anything would create it)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def tag_process(client: Any, run_id: str) -> None:
     """Record this process on the run (``RunLogger`` calls it when the run starts or resumes)."""
     from mlflow.entities import RunTag
@@ -74,7 +79,7 @@ def end_stale_runs(client: Any) -> list[str]:
 def main() -> int:
     """``make runs-clean`` (and ``make ui`` first): end the stale runs of the store; a missing store has none."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlruns/mlflow.db"  # as resolve_tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if no_local_store(uri):
         return 0  # no store yet: nothing can be stale, and creating one here would be a surprise
     from mlflow import MlflowClient
 
