@@ -123,6 +123,8 @@ def test_drop_lab_leaves_a_template_that_lints_tests_and_trains(
     trained = run([sys.executable, "-m", "mnist_lab", *fit], copy, env)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "test/acc = " in trained.stdout
+    said = trained.stdout + trained.stderr  # nothing printed that asks nothing of the user (cli.quiet_library_noise)
+    assert not [noise for noise in ("litlogger", "is deprecated", "Pickle or CloudPickle") if noise in said], said
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     (fitted,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert fitted.info.status == "FINISHED" and "test/acc" in fitted.data.metrics

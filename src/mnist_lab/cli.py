@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -247,6 +249,19 @@ def _template_error(err: BaseException) -> TemplateError | None:
     return err
 
 
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not any(text in record.getMessage() for text in ("litlogger", "Pickle or CloudPickle format"))
+
+
+def quiet_library_noise() -> None:
+    """Drop what the libraries print on every run that asks nothing of the user: Lightning's advert for another
+    logger, MLflow's caution about the pickled model (chosen: see ``log_pytorch_model``), and Lightning 2.6's
+    own use of a torch API that torch 2.14 deprecates."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "mlflow.pytorch"):
+        logging.getLogger(name).addFilter(_not_noise)  # the same filter again is not added twice
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 def run() -> None:
     """The ``mnist-lab`` console script (its wrapper exits with what the function returns)."""
     main()
@@ -259,6 +274,7 @@ def main(args: list[str] | dict[str, Any] | None = None, callbacks: Sequence[Cal
     callback holds a live Optuna trial, which no config file can name).
     """
     files = [str(f) for f in DEFAULT_CONFIGS if f.is_file()]
+    quiet_library_noise()
     with stop_signals():
         try:
             cli = TemplateCLI(
