@@ -67,6 +67,20 @@ RATIOS = {  # name: (numerator, denominator), on epoch time
     "(d0)/(b)": ("tv0", "lean"),
     "(d2)/(b)": ("tv2", "lean"),
 }
+TARGETS = {  # issue 9's, on wall time: model -> ratio -> at most
+    "mlp": {"(b)/(a')": 1.10, "(c)/(a')": 1.20, "(c)/(a)": 1.35},
+    "cnn": {"(b)/(a')": 1.10, "(c)/(a')": 1.20, "(c)/(a)": 1.15},
+}
+
+
+def verdict(per_repeat: list[float], target: float) -> str:
+    """``met`` if every repeat's ratio is within the target, ``missed`` if none is; else the repeats disagree,
+    and the machine's noise, not the template, decides a verdict from their median."""
+    if max(per_repeat) <= target:
+        return "met"
+    if min(per_repeat) > target:
+        return "missed"
+    return "within the noise"
 
 
 # ---- the hand-written networks --------------------------------------------------------------------
@@ -367,11 +381,14 @@ def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ctx = context(model, args, tmp)
     rows: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
+    repeat_s: dict[str, list[float]] = {v: [] for v in args.variants}  # each repeat's median epoch, wall
     for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits every variant alike
         for variant in args.variants:
             L.seed_everything(42, verbose=False)
             times = RUNNERS[variant](ctx)
-            rows[variant] += times[1:] if len(times) > 1 else times  # the first epoch is the warm-up
+            timed = times[1:] if len(times) > 1 else times  # the first epoch is the warm-up
+            rows[variant] += timed
+            repeat_s[variant].append(statistics.median(t[0] for t in timed))
             shown = " ".join(f"{w:6.2f}/{c:.2f}" for w, c in times)
             print(f"  {model:<4} {variant:<8} wall/cpu s: {shown}", flush=True)
     result: dict[str, Any] = {
@@ -390,6 +407,13 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
     pairs = [(name, a, b) for name, (a, b) in RATIOS.items() if a in v and b in v]
     result["ratios"] = {name: v[a]["epoch_s"] / v[b]["epoch_s"] for name, a, b in pairs}
     result["cpu_ratios"] = {name: v[a]["epoch_cpu_s"] / v[b]["epoch_cpu_s"] for name, a, b in pairs}
+    by_repeat = {name: [x / y for x, y in zip(repeat_s[a], repeat_s[b], strict=True)] for name, a, b in pairs}
+    result["ratios_by_repeat"] = by_repeat
+    result["targets"] = {  # no verdict from a quick run: it measures nothing
+        name: {"at_most": at_most, "verdict": "none (quick mode)" if args.quick else verdict(by_repeat[name], at_most)}
+        for name, at_most in TARGETS.get(model, {}).items()
+        if name in by_repeat
+    }
     return result
 
 
@@ -438,12 +462,23 @@ def markdown(report: dict[str, Any]) -> str:
         for clock, key in (("wall", "ratios"), ("CPU", "cpu_ratios")):
             cells = [f"{res[key][n]:.2f}" if n in res[key] else "—" for n in names]
             lines.append(f"| {model} | {clock} | " + " | ".join(cells) + " |")
+    lines += ["", "| model | target | median (wall) | each repeat | verdict |", "|---|---|---|---|---|"]
+    for model, res in report["models"].items():
+        for name, target in res["targets"].items():
+            each = ", ".join(f"{r:.2f}" for r in res["ratios_by_repeat"][name])
+            lines.append(f"| {model} | {name} <= {target['at_most']} | {res['ratios'][name]:.2f} | {each} | "
+                         f"{target['verdict']} |")  # fmt: skip
     models = list(report["models"])
     lines += ["", "| per call, CPU ms | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for part in report["models"][models[0]]["parts_ms"]:
         cells = [f"{report['models'][m]['parts_ms'][part]:.3f}" for m in models]
         lines.append(f"| {part} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def mlflow_key(ratio: str) -> str:
+    """``(c)/(a')`` -> ``c_over_ap``: MLflow keys take no brackets or quotes."""
+    return ratio.replace("(", "").replace(")", "").replace("'", "p").replace("/", "_over_")
 
 
 def log_to_mlflow(report: dict[str, Any], files: list[Path], tracking_uri: str) -> str:
@@ -467,9 +502,10 @@ def log_to_mlflow(report: dict[str, Any], files: list[Path], tracking_uri: str) 
                 metrics[f"{model}/{variant}/epoch_cpu_s"] = v["epoch_cpu_s"]
             for clock in ("ratios", "cpu_ratios"):
                 for name, ratio in res[clock].items():
-                    key = name.replace("(", "").replace(")", "").replace("'", "p").replace("/", "_over_")
-                    metrics[f"{model}/{clock.removesuffix('s')}/{key}"] = ratio
+                    metrics[f"{model}/{clock.removesuffix('s')}/{mlflow_key(name)}"] = ratio
         mlflow.log_metrics(metrics)
+        targets = [(model, name, t) for model, res in report["models"].items() for name, t in res["targets"].items()]
+        mlflow.set_tags({f"verdict/{model}/{mlflow_key(name)}": t["verdict"] for model, name, t in targets})
         for f in files:
             mlflow.log_artifact(str(f))
         return run.info.run_id

@@ -56,6 +56,9 @@ def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report
         assert res["ratios"].keys() == res["cpu_ratios"].keys() == bench.RATIOS.keys()
         assert len(res["parts_ms"]) >= 4 and all(ms > 0 for ms in res["parts_ms"].values())
         assert all(r > 0 for r in res["ratios"].values())
+        assert res["targets"].keys() == bench.TARGETS[model].keys()  # a quick run judges no target
+        assert {t["verdict"] for t in res["targets"].values()} == {"none (quick mode)"}
+        assert all(len(each) == 1 for each in res["ratios_by_repeat"].values())  # --quick: one repeat
 
 
 def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
@@ -75,6 +78,8 @@ def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
                 assert run.data.metrics[f"{model}/{variant}/{field}"] > 0
         for clock in ("ratio", "cpu_ratio"):
             assert len([k for k in run.data.metrics if k.startswith(f"{model}/{clock}/")]) == len(bench.RATIOS)
+    assert run.data.tags["verdict/mlp/c_over_ap"] == "none (quick mode)"
+    assert "| mlp | (c)/(a') <= 1.2 |" in text
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"bench_quick.json", "bench_quick.md"} <= artifacts
 
@@ -97,3 +102,10 @@ def test_hand_written_networks_match_the_configs(capsys: pytest.CaptureFixture) 
             args = {**args, "blocks": [ConvBlockSpec(**b) for b in args["blocks"]]}
         template = cls(**args)
         assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in template.parameters())
+
+
+def test_a_target_is_met_or_missed_only_when_every_repeat_agrees() -> None:
+    verdict = load_bench().verdict
+    assert verdict([1.05, 1.19, 1.20], 1.20) == "met"
+    assert verdict([1.21, 1.30], 1.20) == "missed"
+    assert verdict([1.15, 1.25], 1.20) == "within the noise"
