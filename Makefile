@@ -108,8 +108,11 @@ check-port:  # a busy PORT is one error line, not a traceback (serve) or an exit
 runs-clean: ## Mark KILLED the RUNNING runs whose process on this host is gone (kill -9, out of memory)
 	@$(PY) -m mnist_lab.stale
 
+# MLflow 3's server also starts a job runner for its GenAI features (8 processes, about 1.7 GB and 30 s of CPU),
+# which nothing here uses: off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true is set.
+NO_JOBS := MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 ui: check-port runs-clean ## Serve the MLflow UI over mlruns/ on PORT (default 5000)
-	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
+	$(NO_JOBS) $(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
 		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}" \
 		--artifacts-destination mlruns/artifacts
 

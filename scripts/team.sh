@@ -31,7 +31,9 @@ up() {
 	done
 	if ! mlflow_up; then
 		free_port >"$TEAM/mlflow.port"
-		setsid "$(dirname "$PY")/mlflow" server --host 127.0.0.1 --port "$(cat "$TEAM/mlflow.port")" \
+		# not MLflow 3's GenAI job runner (8 more processes, ~1.7 GB), unless asked for
+		MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
+			setsid "$(dirname "$PY")/mlflow" server --host 127.0.0.1 --port "$(cat "$TEAM/mlflow.port")" \
 			--backend-store-uri "$pg/mlflow" --artifacts-destination "$TEAM/artifacts" >"$TEAM/mlflow.log" 2>&1 &
 		echo $! >"$TEAM/mlflow.pid"
 		for _ in $(seq 180); do  # the first start creates the schema

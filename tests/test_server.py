@@ -34,6 +34,7 @@ def serve(backend: Path, port: int | None = None) -> tuple[subprocess.Popen, str
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # as `make ui` and `make team-up`
     )
     uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
     while True:

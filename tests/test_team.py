@@ -25,6 +25,7 @@ from mnist_lab.predict import load_classifier
 from mnist_lab.registry import main as register
 from mnist_lab.sweep.trial import PARENT_ATTR
 from test_sweep import PLAIN, runs_by_role, write_sweep
+from test_ui import job_runners
 from tiny_cli import tiny_args
 
 pytestmark = [pytest.mark.server, pytest.mark.subprocess, pytest.mark.slow]  # slow: the first start creates
@@ -69,6 +70,7 @@ def test_team_up_holds_runs_models_and_studies_and_team_down_stops_it(
     assert uri.startswith("http://127.0.0.1:") and storage.startswith("postgresql")
     again = make(repo_root, folder, "team-up")
     assert (again.returncode, again.stdout) == (0, printed)  # reused, same ports
+    assert not job_runners(int((folder / "mlflow.pid").read_text())), "MLflow's GenAI job runner: unused here"
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)

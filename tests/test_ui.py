@@ -36,6 +36,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def job_runners(pgid: int) -> list[str]:
+    """The MLflow job-runner processes (huey consumers) in process group ``pgid``."""
+    table = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True).stdout
+    return [line for line in table.splitlines() if line.split()[0] == str(pgid) and "mlflow.server.jobs" in line]
+
+
 def get(url: str, body: dict | None = None) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -71,8 +77,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str, str]
 
 
 @pytest.fixture(scope="module")
-def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[str]:
-    """`make ui` on a free port over the store; yields its base URL."""
+def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[tuple[str, int]]:
+    """`make ui` on a free port over the store; yields its base URL and process group."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store[0]}
     proc = subprocess.Popen(
@@ -94,7 +100,7 @@ def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("make ui did not start") from None
                 time.sleep(0.5)
-        yield base
+        yield base, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -102,7 +108,11 @@ def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[str]:
 
 @pytest.mark.server
 @pytest.mark.subprocess
-def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[str, str, str, str]) -> None:
+def test_make_ui_answers_the_rest_api_and_serves_the_page(
+    ui: tuple[str, int], store: tuple[str, str, str, str]
+) -> None:
+    ui, group = ui
+    assert not job_runners(group), "MLflow's GenAI job runner: nothing here uses it"
     experiments = json.loads(get(f"{ui}/api/2.0/mlflow/experiments/search", {"max_results": 10}))
     assert {"mnist-ui", "mnist"} & {e["name"] for e in experiments["experiments"]}
     run = json.loads(get(f"{ui}/api/2.0/mlflow/runs/get?run_id={store[2]}"))["run"]
@@ -115,8 +125,9 @@ def test_make_ui_answers_the_rest_api_and_serves_the_page(ui: str, store: tuple[
 @pytest.mark.server
 @pytest.mark.subprocess
 def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
-    ui: str, store: tuple[str, str, str, str], tmp_path: Path
+    ui: tuple[str, int], store: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
+    ui = ui[0]
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("CI must install Debian's chromium (see .ci/run)")
