@@ -26,26 +26,62 @@ from lab.study.grid import QUICK_ARGS, Job, command
 from lab.study.results import collect, find_parent
 from lab.study.runner import cost_s, estimate_s, jobs_for, run_all
 from mnist_lab.errors import ConfigError
-from mnist_lab.tracking.logger import RunLogger, resolve_tracking_uri
+from mnist_lab.names import resolve_tracking_uri
+from mnist_lab.recovery import SIGNALS, handling
+from mnist_lab.tracking.logger import RunLogger
 
 FULL_REPORT = Path("reports/activation_study.md")
-QUICK_REPORT = Path("outputs/study/activation_study.md")  # a quick study never overwrites the shipped report
+QUICK_REPORT = Path(
+    "outputs/study/activation_study.md"
+)  # a quick study never overwrites the shipped report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="a few batches per run and 1 seed (tests, a smoke check)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes training runs in parallel")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few batches per run and 1 seed (tests, a smoke check)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes training runs in parallel",
+    )
     p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "data/"))
-    p.add_argument("--claim", nargs="+", metavar="NAME", help=f"claims to run (default all): {', '.join(CLAIMS)}")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration: 42, 43, ... (default 5; quick 1)")
+    p.add_argument(
+        "--claim",
+        nargs="+",
+        metavar="NAME",
+        help=f"claims to run (default all): {', '.join(CLAIMS)}",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per configuration: 42, 43, ... (default 5; quick 1)",
+    )
     p.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     p.add_argument("--first-seed", type=int, default=42)
     p.add_argument("--experiment", default="activation-study")
-    p.add_argument("--out", type=Path, default=None, help=f"report path (default {FULL_REPORT}; quick: {QUICK_REPORT})")
-    p.add_argument("--plan", action="store_true", help="print the planned runs and time, run nothing")
-    p.add_argument("--report-only", metavar="STUDY_ID", help="rebuild the report of an earlier study from MLflow")
-    p.add_argument("extra", nargs="*", help="further LightningCLI arguments for every run (after --)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"report path (default {FULL_REPORT}; quick: {QUICK_REPORT})",
+    )
+    p.add_argument(
+        "--plan", action="store_true", help="print the planned runs and time, run nothing"
+    )
+    p.add_argument(
+        "--report-only",
+        metavar="STUDY_ID",
+        help="rebuild the report of an earlier study from MLflow",
+    )
+    p.add_argument(
+        "extra", nargs="*", help="further LightningCLI arguments for every run (after --)"
+    )
     args = p.parse_args(argv)
     count = args.seeds if args.seeds is not None else (1 if args.quick else 5)
     args.seeds = args.seed_list or list(range(args.first_seed, args.first_seed + count))
@@ -74,14 +110,26 @@ def diverged(client: MlflowClient, parent_id: str) -> set[str]:
     failed = client.search_runs(
         [experiment], f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FAILED'"
     )
-    return {r.info.run_name for r in failed if r.data.tags.get("error", "").startswith("DivergenceError")}
+    return {
+        r.info.run_name
+        for r in failed
+        if r.data.tags.get("error", "").startswith("DivergenceError")
+    }
 
 
 def describe(
-    args: argparse.Namespace, argv: list[str] | None, study_id: str, runs: int, failed: int, wall: float, nan: int = 0
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    study_id: str,
+    runs: int,
+    failed: int,
+    wall: float,
+    nan: int = 0,
 ) -> str:
     """The report's header: what ran, how long it took, on what, and where MLflow holds it."""
-    invocation = " ".join(["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)])
+    invocation = " ".join(
+        ["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     return (
         f"Study `{study_id}`: {runs} runs ({nan} diverged, {failed} failed otherwise), seeds {args.seeds}"
         f"{' (quick mode: a few batches per run)' if args.quick else ''}.\n\n"
@@ -93,7 +141,9 @@ def describe(
     )
 
 
-def publish(client: MlflowClient, parent_id: str, claims: list[Claim], header: str, out: Path) -> int:
+def publish(
+    client: MlflowClient, parent_id: str, claims: list[Claim], header: str, out: Path
+) -> int:
     """Read the children back with ``MlflowClient.search_runs``, write the report and plots, log them to the parent."""
     parent = client.get_run(parent_id)
     records = collect(client, parent, {c.name: c.metrics for c in claims})
@@ -109,13 +159,18 @@ def rebuild(args: argparse.Namespace) -> int:
     client = MlflowClient(resolve_tracking_uri())
     parent = find_parent(client, args.experiment, args.report_only)
     if parent is None:
-        print(f"error: no study {args.report_only!r} in experiment {args.experiment!r}", file=sys.stderr)
+        print(
+            f"error: no study {args.report_only!r} in experiment {args.experiment!r}",
+            file=sys.stderr,
+        )
         return 2
     if args.out is None:  # a quick study's report never lands on the shipped one
         args.out = QUICK_REPORT if parent.data.params.get("quick") == "True" else FULL_REPORT
     names = parent.data.tags.get("study.claims", "").split(",")
     claims = select(args.claim or [n for n in names if n in CLAIMS])
-    n = publish(client, parent.info.run_id, claims, parent.data.tags.get("study.header", ""), args.out)
+    n = publish(
+        client, parent.info.run_id, claims, parent.data.tags.get("study.header", ""), args.out
+    )
     print(f"rebuilt {args.out} ({n} runs)")
     return 0
 
@@ -146,11 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     parent = RunLogger(
         experiment_name=args.experiment,
         run_name=f"study-{study_id}",
-        tags={"study": study_id, "study.parent": "true", "study.claims": ",".join(c.name for c in claims)},
+        tags={
+            "study": study_id,
+            "study.parent": "true",
+            "study.claims": ",".join(c.name for c in claims),
+        },
         log_model=False,
     )
     client: MlflowClient = parent.experiment
-    parent.log_hyperparams({"runs": len(jobs), "seeds": args.seeds, "jobs": args.jobs, "quick": args.quick})
+    parent.log_hyperparams(
+        {"runs": len(jobs), "seeds": args.seeds, "jobs": args.jobs, "quick": args.quick}
+    )
     by_name = {c.name: c for c in claims}
 
     def cli(job: Job) -> list[str]:
@@ -164,29 +225,38 @@ def main(argv: list[str] | None = None) -> int:
             extra=args.extra,
         )
 
-    start, status = time.perf_counter(), "failed"
+    def stop(signum: int, frame: object) -> None:  # Ctrl-C, SIGTERM or SIGHUP, to this or its group
+        raise KeyboardInterrupt(signum)
+
+    start = time.perf_counter()
     try:
-        cost = {c.name: cost_s(c, args.quick) for c in claims}
-        failures = run_all(jobs, cli, args.jobs, args.out.parent / "logs" / study_id, lambda job: cost[job.claim])
-        wall = time.perf_counter() - start
-        nan = diverged(client, parent.run_id) if failures else set()
-        failures = [label for label in failures if label not in nan]
-        if nan:
-            print(f"{len(nan)} run(s) diverged (NaN loss): outcomes the claims count, not failures", flush=True)
-        if failures:
-            print(f"{len(failures)} failed run(s); logs in {args.out.parent / 'logs' / study_id}", file=sys.stderr)
-        header = describe(args, argv, study_id, len(jobs), len(failures), wall, len(nan))
-        client.set_tag(parent.run_id, "study.header", header)
-        n = publish(client, parent.run_id, claims, header, args.out)
-        status = "success" if not failures else "failed"
-    except KeyboardInterrupt as stop:  # Ctrl-C also reached the runs (one process group): they end KILLED
-        parent.stopped_by = stop  # how RunLogger ends a run KILLED
+        with handling(SIGNALS, stop), parent.life.spanning():  # the parent never stays RUNNING
+            cost = {c.name: cost_s(c, args.quick) for c in claims}
+            logs = args.out.parent / "logs" / study_id
+            failures = run_all(jobs, cli, args.jobs, logs, lambda job: cost[job.claim])
+            wall = time.perf_counter() - start
+            nan = diverged(client, parent.run_id) if failures else set()
+            failures = [label for label in failures if label not in nan]
+            if nan:
+                print(
+                    f"{len(nan)} run(s) diverged (NaN loss): outcomes the claims count, not failures"
+                )
+            if failures:
+                print(f"{len(failures)} failed run(s); logs in {logs}", file=sys.stderr)
+            header = describe(args, argv, study_id, len(jobs), len(failures), wall, len(nan))
+            client.set_tag(parent.run_id, "study.header", header)
+            n = publish(client, parent.run_id, claims, header, args.out)
+            if failures:
+                raise RuntimeError(f"{len(failures)} run(s) failed")
+    except (
+        KeyboardInterrupt
+    ) as stopped:  # the workers' runs ended KILLED; queued ones never started
         print(f"study {study_id} stopped; its finished runs stay in MLflow", file=sys.stderr)
-        return 130
-    finally:
-        parent.finalize(status)  # the parent never stays RUNNING
+        return 128 + (stopped.args[0] if stopped.args else 2)
+    except RuntimeError:
+        return 1
     print(f"wrote {args.out} ({n} runs) in {wall / 60:.1f} min")
-    return 1 if failures else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
     for width in widths:
         layers += [nn.Linear(features, width, bias=not net_args.get("batch_norm", False))]
         layers += [nn.BatchNorm1d(width)] if net_args.get("batch_norm", False) else []
-        layers += [nn.ReLU()] + ([nn.Dropout(net_args["dropout"])] if net_args.get("dropout", 0) > 0 else [])
+        layers += [nn.ReLU()] + (
+            [nn.Dropout(net_args["dropout"])] if net_args.get("dropout", 0) > 0 else []
+        )
         features = width
     return nn.Sequential(*layers, nn.Linear(features, 10))
 
@@ -100,8 +102,14 @@ def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
 def hand_cnn(net_args: dict[str, Any]) -> nn.Module:
     """``configs/net/cnn.yaml``'s CNN written out: Conv, BatchNorm, ReLU, [MaxPool], Dropout; then the dense head."""
     drop, layers, channels, size = net_args.get("dropout", 0.0), [], 1, 28
-    for block in (b if isinstance(b, ConvBlockSpec) else ConvBlockSpec(**b) for b in net_args["blocks"]):
-        layers += [nn.Conv2d(channels, block.channels, block.kernel_size, padding=block.padding, bias=False)]
+    for block in (
+        b if isinstance(b, ConvBlockSpec) else ConvBlockSpec(**b) for b in net_args["blocks"]
+    ):
+        layers += [
+            nn.Conv2d(
+                channels, block.channels, block.kernel_size, padding=block.padding, bias=False
+            )
+        ]
         layers += [nn.BatchNorm2d(block.channels), nn.ReLU()]
         if block.pool == "max":
             layers.append(nn.MaxPool2d(2))
@@ -109,7 +117,12 @@ def hand_cnn(net_args: dict[str, Any]) -> nn.Module:
         layers += [nn.Dropout(drop)] if drop > 0 else []
         channels = block.channels
     head = net_args["head_width"]
-    layers += [nn.Flatten(), nn.Linear(channels * size * size, head, bias=False), nn.BatchNorm1d(head), nn.ReLU()]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(channels * size * size, head, bias=False),
+        nn.BatchNorm1d(head),
+        nn.ReLU(),
+    ]
     layers += [nn.Dropout(drop)] if drop > 0 else []
     return nn.Sequential(*layers, nn.Linear(head, 10))
 
@@ -121,7 +134,9 @@ HAND_NETS = {"mlp": hand_mlp, "cnn": hand_cnn}
 class Batches:
     """Shuffled (or ordered) batches cut from tensors with one gather each: what a hand loop does."""
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool, limit: int | None) -> None:
+    def __init__(
+        self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool, limit: int | None
+    ) -> None:
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.n = -(-len(y) // batch_size) if limit is None else min(limit, -(-len(y) // batch_size))
 
@@ -139,7 +154,9 @@ def augmenter(data: MNISTDataModule) -> Callable[[Tensor], Tensor]:
     if not h.augment:
         return lambda x: x
     bg = -MNIST_MEAN / MNIST_STD
-    return lambda x: random_affine(x, degrees=h.augment_degrees, translate=h.augment_translate, background=bg)
+    return lambda x: random_affine(
+        x, degrees=h.augment_degrees, translate=h.augment_translate, background=bg
+    )
 
 
 class EpochTimer(L.Callback):
@@ -186,7 +203,9 @@ def run_hand(ctx: dict[str, Any]) -> list[tuple[float, float]]:
 
 
 class Minimal(L.LightningModule):
-    def __init__(self, net: nn.Module, optimizer: Callable, augment: Callable[[Tensor], Tensor]) -> None:
+    def __init__(
+        self, net: nn.Module, optimizer: Callable, augment: Callable[[Tensor], Tensor]
+    ) -> None:
         super().__init__()
         self.net, self.optimizer_factory, self.augment = net, optimizer, augment
 
@@ -217,7 +236,10 @@ def run_floor(ctx: dict[str, Any]) -> list[tuple[float, float]]:
 # ---- (b), (c), (d): the template through its own CLI ----------------------------------------------
 def template_config(ctx: dict[str, Any], lean: bool) -> Path:
     """Over the model's network: the run's length, a throwaway store, and for (b) the extras off."""
-    trainer: dict[str, Any] = {"max_epochs": ctx["epochs"], "default_root_dir": str(ctx["tmp"] / "outputs")}
+    trainer: dict[str, Any] = {
+        "max_epochs": ctx["epochs"],
+        "default_root_dir": str(ctx["tmp"] / "outputs"),
+    }
     if ctx["limit_train"] is not None:
         trainer.update(limit_train_batches=ctx["limit_train"], limit_val_batches=ctx["limit_val"])
     data = {"data_dir": str(ctx["data_dir"])}
@@ -226,8 +248,11 @@ def template_config(ctx: dict[str, Any], lean: bool) -> Path:
         data["val_size"] = ctx["val_size"]
     if lean:  # the defaults' checkpoints and recovery; no logger, so nothing that logs
         trainer.update(logger=False, enable_progress_bar=False)
-        defaults = yaml.safe_load((CONFIG_DIR / "defaults.yaml").read_text())["trainer"]["callbacks"]
-        trainer["callbacks"] = [c for c in defaults if c["class_path"].startswith("mnist_lab.recovery.")]
+        defaults = yaml.safe_load((CONFIG_DIR / "defaults.yaml").read_text())["trainer"][
+            "callbacks"
+        ]
+        kept = ("ModelCheckpoint", "Recovery")
+        trainer["callbacks"] = [c for c in defaults if c["class_path"].endswith(kept)]
     else:
         store = {"tracking_uri": f"sqlite:///{ctx['tmp'] / 'mlflow.db'}"}
         store["artifact_location"] = (ctx["tmp"] / "artifacts").as_uri()
@@ -239,9 +264,14 @@ def template_config(ctx: dict[str, Any], lean: bool) -> Path:
 
 def build_template(ctx: dict[str, Any], lean: bool) -> TemplateCLI:
     """The template as ``make train MODEL=<model>`` builds it (network, its recipe), plus the run's settings."""
-    recipe = CONFIG_DIR / "recipes" / f"{ctx['model']}.yaml"  # what `make train MODEL=<model>` stacks too
+    recipe = (
+        CONFIG_DIR / "recipes" / f"{ctx['model']}.yaml"
+    )  # what `make train MODEL=<model>` stacks too
     stack = [CONFIG_DIR / "net" / f"{ctx['model']}.yaml", *([recipe] if recipe.is_file() else [])]
-    args = [arg for path in stack for arg in ("--config", str(path))] + ["--config", str(template_config(ctx, lean))]
+    args = [arg for path in stack for arg in ("--config", str(path))] + [
+        "--config",
+        str(template_config(ctx, lean)),
+    ]
     return TemplateCLI(
         Classifier,
         L.LightningDataModule,
@@ -272,19 +302,30 @@ class TorchvisionMNIST(MNISTDataModule):
     """The usual baseline: per-sample ``torchvision.datasets.MNIST`` + ``ToTensor``/``Normalize`` +
     ``DataLoader``, over the same train/validation split; batch augmentation as in the template."""
 
-    def __init__(self, data_dir: str, batch_size: int, eval_batch_size: int, val_size: int, workers: int) -> None:
-        super().__init__(data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size)
+    def __init__(
+        self, data_dir: str, batch_size: int, eval_batch_size: int, val_size: int, workers: int
+    ) -> None:
+        super().__init__(
+            data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size
+        )
         self.workers = workers
 
     def setup(self, stage: str | None = None) -> None:
         from torch.utils.data import Subset
         from torchvision import datasets, transforms
 
-        pipeline = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+        pipeline = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        )
         full = datasets.MNIST(str(self.data_dir), train=True, transform=pipeline)
-        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        order = torch.randperm(
+            len(full), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+        )
         n_val = self.hparams.val_size
-        self.val_set, self.train_set = Subset(full, order[:n_val].tolist()), Subset(full, order[n_val:].tolist())
+        self.val_set, self.train_set = (
+            Subset(full, order[:n_val].tolist()),
+            Subset(full, order[n_val:].tolist()),
+        )
 
     def _tv_loader(self, data: Any, batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
@@ -300,7 +341,9 @@ class TorchvisionMNIST(MNISTDataModule):
 
 
 def torchvision_data(ctx: dict[str, Any], workers: int) -> TorchvisionMNIST:
-    return TorchvisionMNIST(str(ctx["data_dir"]), ctx["batch_size"], ctx["eval_batch_size"], ctx["val_size"], workers)
+    return TorchvisionMNIST(
+        str(ctx["data_dir"]), ctx["batch_size"], ctx["eval_batch_size"], ctx["val_size"], workers
+    )
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any]], list[tuple[float, float]]]] = {
@@ -321,7 +364,9 @@ def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
 
     net = ctx["hand_net"]()
     for p in net.parameters():
-        p.grad = torch.randn_like(p) * 1e-4  # under the clipping limit, the usual case late in training
+        p.grad = (
+            torch.randn_like(p) * 1e-4
+        )  # under the clipping limit, the usual case late in training
     n = ctx["batch_size"]
     preds, labels, loss = torch.randint(0, 10, (n,)), torch.randint(0, 10, (n,)), torch.rand(())
     acc, mean = MulticlassAccuracy(10, average="micro"), MeanMetric()
@@ -334,8 +379,14 @@ def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
         "AdamW step, fused=True": fused.step,
         "clip_grad_norm_ (norm + rescale)": lambda: torch.nn.utils.clip_grad_norm_(params, 1e9),
         "gradient norm only": lambda: torch.nn.utils.get_total_norm([p.grad for p in params]),
-        "torchmetrics forward: accuracy + mean (per-step values)": lambda: (acc(preds, labels), mean(loss)),
-        "torchmetrics update only, no validation": lambda: (acc_lean.update(preds, labels), mean.update(loss)),
+        "torchmetrics forward: accuracy + mean (per-step values)": lambda: (
+            acc(preds, labels),
+            mean(loss),
+        ),
+        "torchmetrics update only, no validation": lambda: (
+            acc_lean.update(preds, labels),
+            mean.update(loss),
+        ),
     }
     out = {}
     for name, call in calls.items():
@@ -351,7 +402,12 @@ def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
 # ---- one model ------------------------------------------------------------------------------------
 def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Everything (a) and (a') share with the template: its data tensors, optimiser and network sizes."""
-    ctx: dict[str, Any] = {"model": model, "epochs": args.epochs, "data_dir": Path(args.data_dir), "tmp": tmp}
+    ctx: dict[str, Any] = {
+        "model": model,
+        "epochs": args.epochs,
+        "data_dir": Path(args.data_dir),
+        "tmp": tmp,
+    }
     ctx["limit_train"], ctx["limit_val"] = args.limit_train_batches, args.limit_val_batches
     ctx["val_size"] = args.val_size
     cli = build_template(ctx, lean=True)
@@ -364,7 +420,9 @@ def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ctx["hand_net"] = lambda: HAND_NETS[model](net_args)
     n_template, n_hand = (sum(p.numel() for p in m.parameters()) for m in (net, ctx["hand_net"]()))
     if n_template != n_hand:
-        raise SystemExit(f"error: the hand-written {model} has {n_hand} parameters, the template's {n_template}")
+        raise SystemExit(
+            f"error: the hand-written {model} has {n_hand} parameters, the template's {n_template}"
+        )
     ctx["params"] = n_template
     ctx["optimizer"] = cli.model.optimizer_factory
     ctx["optimizer_repr"] = repr(ctx["optimizer"](nn.Linear(1, 1).parameters())).replace("\n", " ")
@@ -381,8 +439,12 @@ def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ctx = context(model, args, tmp)
     rows: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
-    repeat_s: dict[str, list[float]] = {v: [] for v in args.variants}  # each repeat's median epoch, wall
-    for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits every variant alike
+    repeat_s: dict[str, list[float]] = {
+        v: [] for v in args.variants
+    }  # each repeat's median epoch, wall
+    for _ in range(
+        args.repeats
+    ):  # interleaved, so drift in the machine's load hits every variant alike
         for variant in args.variants:
             L.seed_everything(42, verbose=False)
             times = RUNNERS[variant](ctx)
@@ -407,10 +469,15 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
     pairs = [(name, a, b) for name, (a, b) in RATIOS.items() if a in v and b in v]
     result["ratios"] = {name: v[a]["epoch_s"] / v[b]["epoch_s"] for name, a, b in pairs}
     result["cpu_ratios"] = {name: v[a]["epoch_cpu_s"] / v[b]["epoch_cpu_s"] for name, a, b in pairs}
-    by_repeat = {name: [x / y for x, y in zip(repeat_s[a], repeat_s[b], strict=True)] for name, a, b in pairs}
+    by_repeat = {
+        name: [x / y for x, y in zip(repeat_s[a], repeat_s[b], strict=True)] for name, a, b in pairs
+    }
     result["ratios_by_repeat"] = by_repeat
     result["targets"] = {  # no verdict from a quick run: it measures nothing
-        name: {"at_most": at_most, "verdict": "none (quick mode)" if args.quick else verdict(by_repeat[name], at_most)}
+        name: {
+            "at_most": at_most,
+            "verdict": "none (quick mode)" if args.quick else verdict(by_repeat[name], at_most),
+        }
         for name, at_most in TARGETS.get(model, {}).items()
         if name in by_repeat
     }
@@ -457,19 +524,31 @@ def markdown(report: dict[str, Any]) -> str:
             cells = f"{v['epoch_s']:.2f} | {v['epoch_cpu_s']:.2f} | {v['images_per_s']:,.0f}"
             lines.append(f"| {model} | {v['label']} | {cells} |")
     names = list(RATIOS)
-    lines += ["", "| model | clock | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "| model | clock | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for model, res in report["models"].items():
         for clock, key in (("wall", "ratios"), ("CPU", "cpu_ratios")):
             cells = [f"{res[key][n]:.2f}" if n in res[key] else "—" for n in names]
             lines.append(f"| {model} | {clock} | " + " | ".join(cells) + " |")
-    lines += ["", "| model | target | median (wall) | each repeat | verdict |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model | target | median (wall) | each repeat | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for model, res in report["models"].items():
         for name, target in res["targets"].items():
             each = ", ".join(f"{r:.2f}" for r in res["ratios_by_repeat"][name])
             lines.append(f"| {model} | {name} <= {target['at_most']} | {res['ratios'][name]:.2f} | {each} | "
                          f"{target['verdict']} |")  # fmt: skip
     models = list(report["models"])
-    lines += ["", "| per call, CPU ms | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    lines += [
+        "",
+        "| per call, CPU ms | " + " | ".join(models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
     for part in report["models"][models[0]]["parts_ms"]:
         cells = [f"{report['models'][m]['parts_ms'][part]:.3f}" for m in models]
         lines.append(f"| {part} | " + " | ".join(cells) + " |")
@@ -484,7 +563,7 @@ def mlflow_key(ratio: str) -> str:
 def log_to_mlflow(report: dict[str, Any], files: list[Path], tracking_uri: str) -> str:
     import mlflow
 
-    from mnist_lab.tracking.logger import resolve_tracking_uri
+    from mnist_lab.names import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     if mlflow.get_experiment_by_name("bench") is None and tracking_uri.startswith("sqlite:"):
@@ -493,7 +572,9 @@ def log_to_mlflow(report: dict[str, Any], files: list[Path], tracking_uri: str) 
     mlflow.set_experiment("bench")
     with mlflow.start_run(run_name=f"bench-{'quick' if report['quick'] else 'full'}") as run:
         mlflow.log_params({f"machine.{k}": v for k, v in report["machine"].items()})
-        mlflow.log_params({"epochs": report["epochs"], "quick": report["quick"], "repeats": report["repeats"]})
+        mlflow.log_params(
+            {"epochs": report["epochs"], "quick": report["quick"], "repeats": report["repeats"]}
+        )
         metrics = {}
         for model, res in report["models"].items():
             for variant, v in res["variants"].items():
@@ -504,8 +585,14 @@ def log_to_mlflow(report: dict[str, Any], files: list[Path], tracking_uri: str) 
                 for name, ratio in res[clock].items():
                     metrics[f"{model}/{clock.removesuffix('s')}/{mlflow_key(name)}"] = ratio
         mlflow.log_metrics(metrics)
-        targets = [(model, name, t) for model, res in report["models"].items() for name, t in res["targets"].items()]
-        mlflow.set_tags({f"verdict/{model}/{mlflow_key(name)}": t["verdict"] for model, name, t in targets})
+        targets = [
+            (model, name, t)
+            for model, res in report["models"].items()
+            for name, t in res["targets"].items()
+        ]
+        mlflow.set_tags(
+            {f"verdict/{model}/{mlflow_key(name)}": t["verdict"] for model, name, t in targets}
+        )
         for f in files:
             mlflow.log_artifact(str(f))
         return run.info.run_id
@@ -516,22 +603,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data-dir", default="data/")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=sorted(HAND_NETS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--epochs", type=int, default=2, help="per variant and repeat; the first is a warm-up")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the whole set")
-    parser.add_argument("--quick", action="store_true", help="2 epochs of a few batches: checks it runs, not times")
-    parser.add_argument("--limit-train-batches", type=int, default=None, help="training batches per epoch (all)")
-    parser.add_argument("--limit-val-batches", type=int, default=None, help="validation batches per epoch (all)")
-    parser.add_argument("--val-size", type=int, default=None, help="validation images (default: the config's)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default=None, help="<out>.json, <out>.md (reports/bench; quick: outputs/bench_quick)")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="per variant and repeat; the first is a warm-up"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repeats of the whole set"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="2 epochs of a few batches: checks it runs, not times"
+    )
+    parser.add_argument(
+        "--limit-train-batches", type=int, default=None, help="training batches per epoch (all)"
+    )
+    parser.add_argument(
+        "--limit-val-batches", type=int, default=None, help="validation batches per epoch (all)"
+    )
+    parser.add_argument(
+        "--val-size", type=int, default=None, help="validation images (default: the config's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="<out>.json, <out>.md (reports/bench; quick: outputs/bench_quick)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
+    )
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.repeats = min(args.epochs, 2), 1
         args.limit_train_batches = args.limit_train_batches or 4
         args.limit_val_batches = args.limit_val_batches or 2
-    args.out = args.out or ("outputs/bench_quick" if args.quick else "reports/bench")  # quick: not a report
+    args.out = args.out or (
+        "outputs/bench_quick" if args.quick else "reports/bench"
+    )  # quick: not a report
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -16,14 +16,28 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_LEVEL_SKIPPED = {".git", ".venv", "venv", "mlruns", "data", "outputs", "lightning_logs"}  # stores, data, venv
+TOP_LEVEL_SKIPPED = {
+    ".git",
+    ".venv",
+    "venv",
+    "mlruns",
+    "data",
+    "outputs",
+    "lightning_logs",
+}  # stores, data, venv
 
 
 def current_package(root: Path) -> str:
     """The one package under ``src/`` besides the lab."""
-    found = [p.name for p in (root / "src").iterdir() if (p / "__init__.py").is_file() and p.name != "lab"]
+    found = [
+        p.name
+        for p in (root / "src").iterdir()
+        if (p / "__init__.py").is_file() and p.name != "lab"
+    ]
     if len(found) != 1:
-        raise SystemExit(f"error: expected one package under {root / 'src'}, found {found or 'none'}")
+        raise SystemExit(
+            f"error: expected one package under {root / 'src'}, found {found or 'none'}"
+        )
     return found[0]
 
 
@@ -31,7 +45,9 @@ def text_files(root: Path):
     """Every file below ``root`` that reads as UTF-8 text, skipping caches, stores, data and the venv."""
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
-        if parts[0] in TOP_LEVEL_SKIPPED or any(p.endswith(("__pycache__", "_cache", ".egg-info")) for p in parts):
+        if parts[0] in TOP_LEVEL_SKIPPED or any(
+            p.endswith(("__pycache__", "_cache", ".egg-info")) for p in parts
+        ):
             continue
         if not path.is_file():
             continue
@@ -46,7 +62,9 @@ def text_files(root: Path):
 def rename(root: Path, new: str) -> list[Path]:
     """Rename the package below ``root`` to ``new``; return the files whose text changed."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", new) or keyword.iskeyword(new):
-        raise SystemExit(f"error: {new!r} is not a valid package name (lower case letters, digits and _)")
+        raise SystemExit(
+            f"error: {new!r} is not a valid package name (lower case letters, digits and _)"
+        )
     old = current_package(root)
     if new == old:
         raise SystemExit(f"error: the package is already called {old}")
@@ -67,7 +85,9 @@ def rename(root: Path, new: str) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the new package (import) name, e.g. digit_lab")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the project root (default: this checkout)")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the project root (default: this checkout)"
+    )
     args = parser.parse_args(argv)
     old = current_package(args.root)
     changed = rename(args.root, args.name)

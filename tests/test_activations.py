@@ -9,7 +9,12 @@ from torch import nn
 
 from mnist_lab.errors import ConfigError
 from mnist_lab.models.components import MLP
-from mnist_lab.models.components.activations import ACTIVATIONS, Activation, Maxout, resolve_activation
+from mnist_lab.models.components.activations import (
+    ACTIVATIONS,
+    Activation,
+    Maxout,
+    resolve_activation,
+)
 
 
 def make_activation(name: str, num_features: int, args: dict | None = None) -> nn.Module:

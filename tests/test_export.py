@@ -14,8 +14,8 @@ from mlflow import MlflowClient
 from torch import nn
 
 from mnist_lab.cli import main as cli_main
-from mnist_lab.export import ExportError, export, main
-from mnist_lab.predict import load_classifier
+from mnist_lab.parts.export import ExportError, export, main
+from mnist_lab.resume import load_classifier
 from tiny_cli import tiny_cnn
 
 if os.environ.get("CI"):  # .ci/run installs the export extra: there, a missing onnxruntime is a failure

@@ -21,8 +21,8 @@ import torch
 from mlflow import MlflowClient
 
 from mnist_lab.cli import main
-from mnist_lab.tracking import outage
-from mnist_lab.tracking.outage import UNSENT
+from mnist_lab.parts import outage
+from mnist_lab.parts.outage import UNSENT
 from test_server import serve
 from tiny_cli import tiny_args
 

@@ -17,8 +17,9 @@ from PIL import Image
 from mnist_fakes import class_images
 from mnist_lab.cli import main as cli_main
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD
-from mnist_lab.predict import load_classifier, load_digit
-from mnist_lab.predict.__main__ import main
+from mnist_lab.parts.predict import load_digit
+from mnist_lab.resume import load_classifier
+from mnist_lab.parts.predict.__main__ import main
 from tiny_cli import tiny_args
 
 BACKGROUND = -MNIST_MEAN / MNIST_STD  # a black MNIST pixel, normalised
@@ -167,7 +168,7 @@ def test_make_predict(repo_root: Path, checkpoint: Path, images: dict[Path, int]
 
 def test_the_table_and_csv_name_the_class_of_the_models_dataset(tmp_path: Path) -> None:
     from mnist_lab.data.datasets import get_dataset
-    from mnist_lab.predict.__main__ import table, write_csv
+    from mnist_lab.parts.predict.__main__ import table, write_csv
 
     names = get_dataset("fashion_mnist").class_names
     probs = torch.full((2, 10), 0.01)

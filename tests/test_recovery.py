@@ -413,12 +413,12 @@ def test_runs_whose_process_is_gone_are_marked_killed_by_the_next_command(
     tracking_uri: str, tmp_path: Path, repo_root: Path
 ) -> None:
     """A run cannot end itself after `kill -9`: `make runs-clean` (and `make ui`, a training, a sweep) ends it."""
-    from mnist_lab.stale import HOST, PID, START, started, tag_process
+    from mnist_lab.parts.stale import HOST, PID, START, started, tag_process
 
     client = MlflowClient(tracking_uri)
     experiment_id = client.create_experiment("mnist")
     starts_a_run = (
-        "import sys, time; from mlflow import MlflowClient; from mnist_lab.stale import tag_process\n"
+        "import sys, time; from mlflow import MlflowClient; from mnist_lab.parts.stale import tag_process\n"
         "client = MlflowClient(); run = client.create_run(sys.argv[1]); tag_process(client, run.info.run_id)\n"
         "print(run.info.run_id, flush=True); time.sleep(600)"
     )

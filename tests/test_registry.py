@@ -14,10 +14,10 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from mnist_fakes import class_images
-from mnist_lab.checkpoints import main as model_uri_main
+from mnist_lab.parts.serve import main as model_uri_main
 from mnist_lab.cli import main as cli_main
-from mnist_lab.predict import load_classifier
-from mnist_lab.registry import main
+from mnist_lab.resume import load_classifier
+from mnist_lab.parts.serve.registry import main
 from tiny_cli import tiny_args
 
 CHAMPION = "models:/mnist-classifier@champion"

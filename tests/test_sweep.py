@@ -15,10 +15,10 @@ import yaml
 from mlflow import MlflowClient
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.predict import load_classifier
-from mnist_lab.registry import main as register
-from mnist_lab.sweep.runner import check_space, make_study, open_storage
-from mnist_lab.sweep.spec import load_spec
+from mnist_lab.resume import load_classifier
+from mnist_lab.parts.serve.registry import main as register
+from mnist_lab.parts.sweep.runner import check_space, make_study, open_storage
+from mnist_lab.parts.sweep.spec import load_spec
 
 BASE = """
 experiment: sweeps

@@ -21,9 +21,9 @@ import torch
 from mlflow import MlflowClient
 
 from mnist_lab.cli import main as cli_main
-from mnist_lab.predict import load_classifier
-from mnist_lab.registry import main as register
-from mnist_lab.sweep.trial import PARENT_ATTR
+from mnist_lab.resume import load_classifier
+from mnist_lab.parts.serve.registry import main as register
+from mnist_lab.parts.sweep.trial import PARENT_ATTR
 from test_sweep import PLAIN, runs_by_role, write_sweep
 from test_ui import job_runners
 from tiny_cli import tiny_args

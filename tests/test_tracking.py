@@ -24,7 +24,7 @@ from mnist_lab.cli import main
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import MLP
-from mnist_lab.tracking import RunArtifacts, RunLogger
+from mnist_lab.tracking import RunLogger, RunRecord
 
 
 class TrackedRun:
@@ -183,7 +183,7 @@ def test_failed_and_interrupted_runs_get_their_status(
     trainer = L.Trainer(
         max_epochs=1,
         logger=logger,
-        callbacks=[RunArtifacts()],
+        callbacks=[RunRecord()],
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=tmp_path,
@@ -215,7 +215,7 @@ def test_make_serve_answers_predictions_over_rest(repo_root: Path, tracked: Trac
         port = s.getsockname()[1]
     log = (tracked.workdir / "serve.log").open("w")
     if registered:
-        from mnist_lab.registry import register
+        from mnist_lab.parts.serve.registry import register
 
         register(tracked.id, tracked.uri)
     model = "MODEL=models:/mnist-classifier@champion" if registered else f"RUN={tracked.id}"

@@ -27,7 +27,9 @@ class TextbookLoss(nn.Module):
     """``loss`` of the ``output`` squashing against the labels (one-hot for all but softmax + cross-entropy)."""
 
     def __init__(
-        self, loss: Literal["cross_entropy", "mse"] = "cross_entropy", output: Literal["softmax", "sigmoid"] = "softmax"
+        self,
+        loss: Literal["cross_entropy", "mse"] = "cross_entropy",
+        output: Literal["softmax", "sigmoid"] = "softmax",
     ) -> None:
         super().__init__()
         for what, value, valid in (("loss", loss, LOSSES), ("output", output, OUTPUTS)):

@@ -44,7 +44,9 @@ class SchemeMLP(MLP):
     output layer keeps ``weight_init``. ``bn_momentum`` is every BatchNorm's running-statistics momentum.
     """
 
-    def __init__(self, *args: Any, hidden_init: str = "net", bn_momentum: float = 0.1, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, hidden_init: str = "net", bn_momentum: float = 0.1, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         schemes = {
             "net": None,
@@ -52,7 +54,9 @@ class SchemeMLP(MLP):
             "he": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
         }
         if hidden_init not in schemes:
-            raise ConfigError(f"hidden_init must be one of {', '.join(schemes)}, got {hidden_init!r}")
+            raise ConfigError(
+                f"hidden_init must be one of {', '.join(schemes)}, got {hidden_init!r}"
+            )
         if not 0.0 < bn_momentum <= 1.0:
             raise ConfigError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
         init = schemes[hidden_init]
@@ -60,14 +64,16 @@ class SchemeMLP(MLP):
             for block in self.blocks:
                 if init is not None:
                     init(block.layer.weight)
-                if isinstance(block.norm, nn.modules.batchnorm._BatchNorm):
+                if isinstance(block.norm, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     block.norm.momentum = bn_momentum
 
 
 class BadStartMLP(MLP):
     """:class:`~mnist_lab.models.components.MLP` plus ``output_gain`` and ``bias_init``."""
 
-    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         bad_start(self, output_gain, bias_init)
 
@@ -75,7 +81,9 @@ class BadStartMLP(MLP):
 class BadStartCNN(CNN):
     """:class:`~mnist_lab.models.components.CNN` plus ``output_gain`` and ``bias_init``."""
 
-    def __init__(self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, output_gain: float = 1.0, bias_init: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         bad_start(self, output_gain, bias_init)
 

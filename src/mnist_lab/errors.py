@@ -1,13 +1,20 @@
-"""User-facing errors: the CLI prints these as one clear line and exits non-zero, no traceback."""
+"""The errors a user can act on, and the one place that turns them into an ``error:`` line and an
+exit code: 2 for a command or file to fix (no run was made), 1 for a fault during a run, 128 + n
+for a stop by signal n."""
 
 from __future__ import annotations
 
+import functools
 import signal
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 
 class TemplateError(Exception):
-    """Base class of the errors a user can fix by changing their command or files."""
+    """An error the user can fix; printed as one line, without a traceback."""
+
+    exit_code = 2
 
 
 class ConfigError(TemplateError, ValueError):
@@ -19,36 +26,60 @@ class DataError(TemplateError):
 
 
 class RunFault(TemplateError):
-    """The tracking store or the disk failed during a run (exit code 1); the message says what was kept where."""
+    """The tracking store or the disk failed during a run; the message says what was kept where."""
+
+    exit_code = 1
 
 
 class DivergenceError(TemplateError):
     """The loss became NaN or infinite: training cannot go on from here."""
 
-    @classmethod
-    def at(cls, trainer: Any, loss: float) -> DivergenceError:
-        """Where it happened, at which learning rate, what to try, which checkpoint is the last good one."""
-        group = trainer.optimizers[0].param_groups[0] if trainer.optimizers else {}
-        lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
-        kept = getattr(trainer.checkpoint_callback, "last_model_path", "")
-        return cls(
-            f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is {loss} "
-            f"at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), gradient "
-            "clipping (--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; "
-            + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it")
-        )
+    exit_code = 1
 
 
 class TrainingInterrupted(BaseException):
-    """SIGINT or SIGTERM asked the run to stop; like ``KeyboardInterrupt``, not an ``Exception``.
+    """A signal stopped the run (like ``KeyboardInterrupt``, not an ``Exception``); ``forced``: it
+    came where no consistent checkpoint can be written, so none was. ``advice``: what to do next."""
 
-    ``forced``: it stopped where no consistent checkpoint can be written (mid-step, while setting up,
-    testing or predicting), so none was. ``fitted``: fit had ended, so only the test after it was cut.
-    """
+    run_status = "KILLED"
 
-    run_status = "KILLED"  # how its MLflow run ends (RunLogger.finalize)
+    def __init__(self, signum: int, forced: bool = False, advice: str = "") -> None:
+        self.signum, self.forced, self.advice = signum, forced, advice
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name}" + (f"; {advice}" if advice else "")
+        )
 
-    def __init__(self, signum: int, forced: bool = False, fitted: bool = False) -> None:
-        self.signum, self.forced, self.fitted = signum, forced, fitted
-        how = " during the test after fit (its checkpoints kept)" if fitted else " (no checkpoint)" if forced else ""
-        super().__init__(f"stopped by {signal.Signals(signum).name}{how}")
+
+def cause(err: BaseException | None) -> BaseException | None:
+    """Ours, or ours wrapped by jsonargparse or Lightning while they built or ran something."""
+    while err is not None and not isinstance(err, (TemplateError, TrainingInterrupted)):
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def report(err: BaseException, quiet: bool = False) -> NoReturn:
+    """Print ``err`` as one line (a stop's line is its own) unless ``quiet``, and exit with its
+    code; anything that is not ours goes on as it was raised."""
+    found = cause(err)
+    if found is None:
+        raise err
+    stop = isinstance(found, TrainingInterrupted)
+    if not quiet:
+        print(found if stop else f"error: {found}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + found.signum if stop else found.exit_code) from None
+
+
+def command(main: Callable[..., int | None]) -> Callable[..., int]:
+    """A command's ``main``: its errors become one line and their exit code; it returns 0 otherwise."""
+
+    @functools.wraps(main)
+    def run(*args: Any, **kwargs: Any) -> int:
+        try:
+            return main(*args, **kwargs) or 0
+        except (TemplateError, TrainingInterrupted) as err:
+            try:
+                report(err)
+            except SystemExit as stop:
+                return int(stop.code or 0)
+
+    return run

@@ -16,7 +16,7 @@ from lab.study.claims import CLAIMS, group
 from lab.study.plots import figure
 from lab.study.results import RunRecord
 from mnist_lab.models.components import MLP
-from mnist_lab.tracking.plots import confusion_figure, misclassified_figure
+from mnist_lab.parts.test_figures import confusion_figure, misclassified_figure
 
 
 def _open_pyplot_figures() -> list[int]:

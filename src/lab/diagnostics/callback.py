@@ -64,7 +64,9 @@ class DiagnosticsCallback(L.Callback):
         self.enabled = enabled
         self.every_n_steps = max(1, every_n_steps)
         probe_every = probe_every_n_steps or 4 * self.every_n_steps
-        self.probe_every_n_steps = -(-max(1, probe_every) // self.every_n_steps) * self.every_n_steps
+        self.probe_every_n_steps = (
+            -(-max(1, probe_every) // self.every_n_steps) * self.every_n_steps
+        )
         self.probe_size = probe_size
         self._measuring = False  # enabled, and the network has blocks to measure (set at fit start)
         self.figures = figures
@@ -82,7 +84,9 @@ class DiagnosticsCallback(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._measuring = self._active(pl_module)
         if self.enabled and not self._measuring:
-            log.warning("diagnostics need a network with .blocks and .output; they are off for this run")
+            log.warning(
+                "diagnostics need a network with .blocks and .output; they are off for this run"
+            )
         if not self._measuring:
             return
         loader = trainer.datamodule.val_dataloader() if trainer.datamodule is not None else None
@@ -100,7 +104,9 @@ class DiagnosticsCallback(L.Callback):
             torch.cat(ys)[: self.probe_size].to(pl_module.device),
         )
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, idx: int
+    ) -> None:
         if not self._measuring:
             return
         self._step = trainer.global_step
@@ -109,7 +115,12 @@ class DiagnosticsCallback(L.Callback):
         self.updates.before(self._step, pl_module.net)
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, idx: int
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: object,
+        batch: object,
+        idx: int,
     ) -> None:
         if not self._measuring:
             return
@@ -117,7 +128,9 @@ class DiagnosticsCallback(L.Callback):
         cosines = self.updates.after(self._step, pl_module.net)
         if cosines is not None:
             for logger in trainer.loggers:
-                logger.log_metrics({f"diag/update_cos/{i}": c for i, c in enumerate(cosines)}, step=self._step)
+                logger.log_metrics(
+                    {f"diag/update_cos/{i}": c for i, c in enumerate(cosines)}, step=self._step
+                )
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step % self.every_n_steps or not self._measuring:
@@ -125,7 +138,9 @@ class DiagnosticsCallback(L.Callback):
         self._last_grads = grad_norms(pl_module.net)
         metrics = {f"diag/grad_norm/{i}": g for i, g in enumerate(self._last_grads)}
         metrics.update({f"diag/preact_grad/{i}": g for i, g in enumerate(self.preact.norms())})
-        metrics.update({f"diag/rel_grad/{i}": g for i, g in enumerate(relative_grads(pl_module.net))})
+        metrics.update(
+            {f"diag/rel_grad/{i}": g for i, g in enumerate(relative_grads(pl_module.net))}
+        )
         self.preact.detach()
         agreement = grad_sign_agreement(pl_module.net)
         metrics.update({f"diag/grad_sign_agreement/{i}": a for i, a in enumerate(agreement)})
@@ -172,9 +187,13 @@ class DiagnosticsCallback(L.Callback):
             self._last_stats = activation_stats(pl_module.net, self.probe[0])
         figures = {}
         if self.epoch_grad_norms:
-            figures["diagnostics/grad_norm_by_depth.png"] = grad_norm_by_depth(self.epoch_grad_norms)
+            figures["diagnostics/grad_norm_by_depth.png"] = grad_norm_by_depth(
+                self.epoch_grad_norms
+            )
         if self._last_stats:
-            figures["diagnostics/activation_histograms.png"] = activation_histograms(self._last_stats)
+            figures["diagnostics/activation_histograms.png"] = activation_histograms(
+                self._last_stats
+            )
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "log_figure"):

@@ -81,13 +81,20 @@ class UpdateCosine:
         self.previous: tuple[int, list[Tensor]] | None = None
 
     def before(self, step: int, net: BlockNetwork) -> None:
-        wanted = step % self.every == 0 or (self.previous is not None and self.previous[0] == step - 1)
-        self.snapshot = [layer.weight.detach().clone() for layer in weight_layers(net)] if wanted else None
+        wanted = step % self.every == 0 or (
+            self.previous is not None and self.previous[0] == step - 1
+        )
+        self.snapshot = (
+            [layer.weight.detach().clone() for layer in weight_layers(net)] if wanted else None
+        )
 
     def after(self, step: int, net: BlockNetwork) -> list[float] | None:
         if self.snapshot is None:
             return None
-        update = [layer.weight.detach() - old for layer, old in zip(weight_layers(net), self.snapshot, strict=True)]
+        update = [
+            layer.weight.detach() - old
+            for layer, old in zip(weight_layers(net), self.snapshot, strict=True)
+        ]
         self.snapshot = None
         cosines = None
         if self.previous is not None and self.previous[0] == step - 1:

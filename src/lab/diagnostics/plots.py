@@ -23,7 +23,13 @@ def grad_norm_by_depth(per_epoch: dict[int, list[float]]) -> Figure:
         norms = per_epoch[epoch]
         norms = [n if math.isfinite(n) else float("nan") for n in norms]
         colour = cmap(k / max(1, len(epochs) - 1))
-        ax.plot(range(len(norms)), [max(n, 1e-12) for n in norms], marker="o", color=colour, label=f"epoch {epoch}")
+        ax.plot(
+            range(len(norms)),
+            [max(n, 1e-12) for n in norms],
+            marker="o",
+            color=colour,
+            label=f"epoch {epoch}",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("layer depth (0 = first hidden, last = output)")
     ax.set_ylabel("||dL/dW||  (last measured step of the epoch)")

@@ -41,7 +41,10 @@ def weight_layers(net: BlockNetwork) -> list[nn.Module]:
 
 def grad_norms(net: BlockNetwork) -> list[float]:
     """L2 norm of each layer's weight gradient, input side first (0.0 where there is none)."""
-    return [float(layer.weight.grad.norm()) if layer.weight.grad is not None else 0.0 for layer in weight_layers(net)]
+    return [
+        float(layer.weight.grad.norm()) if layer.weight.grad is not None else 0.0
+        for layer in weight_layers(net)
+    ]
 
 
 def sign_agreement(grad: Tensor) -> Tensor:
@@ -64,7 +67,9 @@ def grad_sign_agreement(net: BlockNetwork) -> list[float]:
     grads = [layer.weight.grad for layer in weight_layers(net)]
     shares = [sign_agreement(g) if g is not None else None for g in grads]
     present = [s for s in shares if s is not None]
-    values = iter(torch.stack(present).tolist() if present else [])  # one device sync for every layer
+    values = iter(
+        torch.stack(present).tolist() if present else []
+    )  # one device sync for every layer
     return [next(values) if s is not None else float("nan") for s in shares]
 
 
@@ -116,10 +121,14 @@ def _preserved(net: nn.Module):
                 b.copy_(buffers[name])
 
 
-def activation_stats(net: BlockNetwork, x: Tensor, tolerance: float = 1e-6, sample: int = 4000) -> list[LayerStats]:
+def activation_stats(
+    net: BlockNetwork, x: Tensor, tolerance: float = 1e-6, sample: int = 4000
+) -> list[LayerStats]:
     """Per hidden layer, in eval mode (the network as it will be used) on a fixed batch."""
     outputs: list[Tensor] = []
-    hooks = [block.act.register_forward_hook(lambda m, i, o: outputs.append(o)) for block in net.blocks]
+    hooks = [
+        block.act.register_forward_hook(lambda m, i, o: outputs.append(o)) for block in net.blocks
+    ]
     try:
         with _preserved(net):
             net.eval()
@@ -127,7 +136,10 @@ def activation_stats(net: BlockNetwork, x: Tensor, tolerance: float = 1e-6, samp
     finally:
         for hook in hooks:
             hook.remove()
-    return [_layer_stats(block.act, out, tolerance, sample) for block, out in zip(net.blocks, outputs, strict=True)]
+    return [
+        _layer_stats(block.act, out, tolerance, sample)
+        for block, out in zip(net.blocks, outputs, strict=True)
+    ]
 
 
 def mode_gap(net: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:

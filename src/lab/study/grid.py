@@ -11,7 +11,9 @@ from mnist_lab.tracking.nesting import PARENT_TAG
 REPO = Path(__file__).resolve().parents[3]
 NET = "--model.net.init_args"
 BAD_START = "--model.net=lab.nets.BadStartMLP"  # the MLP with output_gain and bias_init
-DIAG = "--trainer.callbacks.init_args"  # the last callback of configs/defaults.yaml: the diagnostics
+DIAG = (
+    "--trainer.callbacks.init_args"  # the last callback of configs/defaults.yaml: the diagnostics
+)
 STUDY_NET = "--model.net=lab.nets.StudyMLP"  # BadStartMLP's options plus hidden_gain, output_init, act_shift
 
 

@@ -52,7 +52,9 @@ STEP = "training step (optimiser updates)"
 LAYER = "layer (0 = first hidden; the last is the output layer when it is logged)"
 
 
-def _band(ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: object, log: bool) -> bool:
+def _band(
+    ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: object, log: bool
+) -> bool:
     """Mean ± std over seeds at each x that every seed reached; False if nothing to draw.
 
     On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band), as in
@@ -65,7 +67,10 @@ def _band(ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: o
     xs = sorted(set.intersection(*(set(dict(r)) for r in runs)))
     points = [dict(r) for r in runs]
     zeros = sum(p[x] <= 0 for p in points for x in xs) if log else 0
-    stats = {x: summarise(math.log10(p[x]) if log else p[x] for p in points if not log or p[x] > 0) for x in xs}
+    stats = {
+        x: summarise(math.log10(p[x]) if log else p[x] for p in points if not log or p[x] > 0)
+        for x in xs
+    }
     xs = [x for x in xs if stats[x] is not None]
     if not xs:
         return False
@@ -73,7 +78,14 @@ def _band(ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: o
         for k, p in enumerate(points):
             seed = [(x, p[x]) for x in xs if not log or p[x] > 0]
             label_k = f"{label} (n={len(runs)}, split: each seed)" if k == 0 else None
-            ax.plot(*zip(*seed, strict=True), marker="o", markersize=2, lw=0.8, color=colour, label=label_k)
+            ax.plot(
+                *zip(*seed, strict=True),
+                marker="o",
+                markersize=2,
+                lw=0.8,
+                color=colour,
+                label=label_k,
+            )
         return True
     centre = [stats[x].mean for x in xs]  # type: ignore[union-attr]
     spread = [stats[x].std for x in xs]  # type: ignore[union-attr]
@@ -82,7 +94,9 @@ def _band(ax: Axes, runs: list[list[tuple[float, float]]], label: str, colour: o
     if log:
         centre, low, high = ([10**v for v in values] for values in (centre, low, high))
     note = f", {zeros} zero value(s) not drawn" if zeros else ""
-    ax.plot(xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)}{note})", color=colour)
+    ax.plot(
+        xs, centre, marker="o", markersize=3, label=f"{label} (n={len(runs)}{note})", color=colour
+    )
     ax.fill_between(xs, low, high, color=colour, alpha=0.2)
     return True
 
@@ -113,7 +127,9 @@ def _series(record: RunRecord, panel: Panel) -> list[tuple[float, float]]:
 def ylabel(panel: Panel) -> str:
     """The panel's y-axis in words: its own label, else the metric's (:data:`WORDS`)."""
     head, _, tail = panel.key.rpartition("/")
-    key = f"{head}/" if not tail or tail.lstrip("-").isdigit() else panel.key  # a layer's key: its prefix
+    key = (
+        f"{head}/" if not tail or tail.lstrip("-").isdigit() else panel.key
+    )  # a layer's key: its prefix
     return panel.ylabel or WORDS.get(key, panel.key)
 
 
@@ -142,11 +158,17 @@ def _points(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list
         return False
     xs = list(range(len(found)))
     ax.errorbar(
-        xs, [column.scale * s.mean for _, s in found], yerr=[column.scale * s.std for _, s in found], fmt="o", capsize=4
+        xs,
+        [column.scale * s.mean for _, s in found],
+        yerr=[column.scale * s.std for _, s in found],
+        fmt="o",
+        capsize=4,
     )
     long = sum(len(v) for v, _ in found) > 60  # slanted, so long names do not run into each other
     ticks = [f"{v}\n(n={s.n})" for v, s in found]
-    ax.set_xticks(xs, ticks, fontsize=7, rotation=25 if long else 0, ha="right" if long else "center")
+    ax.set_xticks(
+        xs, ticks, fontsize=7, rotation=25 if long else 0, ha="right" if long else "center"
+    )
     unit = {"%": " (%)", " pt": " (points)"}.get(column.suffix, "")
     ax.set_ylabel(f"{column.title}{unit}")
     ax.margins(y=0.3)  # the axis zooms onto the points, so 97.8% and 98.4% look apart
@@ -155,7 +177,11 @@ def _points(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list
 
 def _heatmap(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: list[str]) -> bool:
     column = claim.columns[panel.column]
-    cells = {v.cell: claim.stat(groups, v.name, panel.column) for v in claim.variants if v.cell and v.name in variants}
+    cells = {
+        v.cell: claim.stat(groups, v.name, panel.column)
+        for v in claim.variants
+        if v.cell and v.name in variants
+    }
     if not any(cells.values()):
         return False
     rows = list(dict.fromkeys(r for r, _ in cells))
@@ -183,11 +209,19 @@ def draw(claim: Claim, groups: Groups) -> Figure:
     fig = Figure(figsize=(5.2 * len(panels), 7.5 if tall else 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels, strict=True):
-        variants = [v.name for v in claim.variants if v.name in groups and (not panel.only or v.name in panel.only)]
+        variants = [
+            v.name
+            for v in claim.variants
+            if v.name in groups and (not panel.only or v.name in panel.only)
+        ]
         if not variants:
             empty(ax, panel.title, "no run of these configurations finished")
         elif not DRAW[panel.kind](ax, claim, groups, panel, variants):
-            empty(ax, panel.title, f"the runs logged no {panel.key or claim.columns[panel.column].title}")
+            empty(
+                ax,
+                panel.title,
+                f"the runs logged no {panel.key or claim.columns[panel.column].title}",
+            )
         else:
             ax.set_title(panel.title, fontsize=9)
     fig.suptitle(claim.title, fontsize=11)

@@ -63,15 +63,24 @@ def unit_slopes(net: BlockNetwork, x: Tensor) -> tuple[list[Tensor], list[Tensor
                 (grad,) = torch.autograd.grad(block.act(z).sum(), z)
             slopes.append(grad.abs().transpose(0, 1).reshape(z.shape[1], -1).amax(dim=1))
             highs.append(z.detach().transpose(0, 1).reshape(z.shape[1], -1).amax(dim=1))
-        best = slopes if best is None else [torch.maximum(a, b) for a, b in zip(best, slopes, strict=True)]
-        top = highs if top is None else [torch.maximum(a, b) for a, b in zip(top, highs, strict=True)]
+        best = (
+            slopes
+            if best is None
+            else [torch.maximum(a, b) for a, b in zip(best, slopes, strict=True)]
+        )
+        top = (
+            highs if top is None else [torch.maximum(a, b) for a, b in zip(top, highs, strict=True)]
+        )
     return best or [], top or []
 
 
 def _act_inputs(net: BlockNetwork, x: Tensor) -> list[Tensor]:
     """Each hidden block's activation input (pre-activation) on ``x``."""
     inputs: list[Tensor] = []
-    hooks = [block.act.register_forward_pre_hook(lambda m, a: inputs.append(a[0])) for block in net.blocks]
+    hooks = [
+        block.act.register_forward_pre_hook(lambda m, a: inputs.append(a[0]))
+        for block in net.blocks
+    ]
     try:
         with torch.no_grad():
             net(x)
@@ -84,7 +93,9 @@ def _act_inputs(net: BlockNetwork, x: Tensor) -> list[Tensor]:
 def unit_spread(net: BlockNetwork, x: Tensor) -> list[float]:
     """Per hidden layer: std across its units (per image, averaged) over the layer's overall std; 0: all alike."""
     outputs: list[Tensor] = []
-    hooks = [block.act.register_forward_hook(lambda m, a, o: outputs.append(o)) for block in net.blocks]
+    hooks = [
+        block.act.register_forward_hook(lambda m, a, o: outputs.append(o)) for block in net.blocks
+    ]
     try:
         with torch.no_grad():
             net(x[:1000])
@@ -99,7 +110,9 @@ def unit_spread(net: BlockNetwork, x: Tensor) -> list[float]:
     return out
 
 
-def init_signal(net: BlockNetwork, loss_fn: nn.Module, x: Tensor, y: Tensor) -> tuple[list[float], list[float]]:
+def init_signal(
+    net: BlockNetwork, loss_fn: nn.Module, x: Tensor, y: Tensor
+) -> tuple[list[float], list[float]]:
     """Per hidden layer: the activations' std and the RMS of d loss / d pre-activation, on ``x``."""
     pre: list[Tensor] = []
     post: list[Tensor] = []
@@ -109,7 +122,9 @@ def init_signal(net: BlockNetwork, loss_fn: nn.Module, x: Tensor, y: Tensor) -> 
         pre.append(args[0])
 
     hooks = [block.act.register_forward_pre_hook(keep) for block in net.blocks]
-    hooks += [block.act.register_forward_hook(lambda m, a, o: post.append(o)) for block in net.blocks]
+    hooks += [
+        block.act.register_forward_hook(lambda m, a, o: post.append(o)) for block in net.blocks
+    ]
     try:
         with torch.enable_grad():
             loss_fn(net(x), y).backward()
@@ -130,7 +145,9 @@ class _Kept:
     def __enter__(self) -> None:
         self.modes = {m: m.training for m in self.net.modules()}
         self.buffers = {n: b.clone() for n, b in self.net.named_buffers()}
-        self.grads = {n: None if p.grad is None else p.grad.clone() for n, p in self.net.named_parameters()}
+        self.grads = {
+            n: None if p.grad is None else p.grad.clone() for n, p in self.net.named_parameters()
+        }
         self.rng = torch.random.get_rng_state()
         self.net.eval()
 
@@ -168,7 +185,11 @@ class StudyDiagnostics(DiagnosticsCallback):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.images, self.unit_every_n_steps, self.slope_threshold = images, unit_every_n_steps, slope_threshold
+        self.images, self.unit_every_n_steps, self.slope_threshold = (
+            images,
+            unit_every_n_steps,
+            slope_threshold,
+        )
         self.init_grads, self.train_eval = init_grads, train_eval
         self._x: Tensor | None = None
         self._y: Tensor | None = None
@@ -222,7 +243,9 @@ class StudyDiagnostics(DiagnosticsCallback):
             metrics[f"study/unit_spread/{i}"] = spread
         self._log(trainer, metrics)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
         every = self.unit_every_n_steps
         if self._measuring and every > 0 and trainer.global_step % every == 0:
             self._units(trainer, pl_module)

@@ -31,12 +31,16 @@ def table(claim: Claim, groups: dict[str, list[RunRecord]]) -> str:
         cells = []
         for i, column in enumerate(claim.columns):
             stat = claim.stat(groups, variant.name, i)
-            cells.append("—" if stat is None else stat.format(column.spec, column.scale, column.suffix))
+            cells.append(
+                "—" if stat is None else stat.format(column.spec, column.scale, column.suffix)
+            )
         lines.append(f"| {variant.name} | {finished}/{len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def section(claim: Claim, records: list[RunRecord], verdict: Verdict, image: Path, report_dir: Path) -> str:
+def section(
+    claim: Claim, records: list[RunRecord], verdict: Verdict, image: Path, report_dir: Path
+) -> str:
     """The claim's section: claim, what was measured, table, figure, and each sub-claim's verdict."""
     groups = group(records)
     comparisons = "\n".join(f"- {line}" for line in verdict.lines) or "- no comparison had data"
@@ -55,7 +59,9 @@ def write(claims: list[Claim], records: list[RunRecord], header: str, out: Path)
     out.parent.mkdir(parents=True, exist_ok=True)
     images, sections, summary = [], [], []
     mine = {c.name: [r for r in records if r.claim == c.name] for c in claims}
-    verdicts = judge([(c, group(mine[c.name])) for c in claims])  # Holm over every check of the study
+    verdicts = judge(
+        [(c, group(mine[c.name])) for c in claims]
+    )  # Holm over every check of the study
     for claim, verdict in zip(claims, verdicts, strict=True):
         image = figure(claim, group(mine[claim.name]), out.parent / out.stem / f"{claim.name}.png")
         images.append(image)
@@ -63,14 +69,24 @@ def write(claims: list[Claim], records: list[RunRecord], header: str, out: Path)
         link = f"[{claim.title}](#{_anchor(claim)})"
         for outcome in verdict.outcomes:
             c, ch = outcome.comparison, outcome.check
-            effect = "—" if c is None else c.describe(claim.columns[ch.column].spec, claim.columns[ch.column].scale)
+            effect = (
+                "—"
+                if c is None
+                else c.describe(claim.columns[ch.column].spec, claim.columns[ch.column].scale)
+            )
             holm_p = "—" if c is None else f"{outcome.p_holm:.2g}"
             said = ch.says or f"{ch.better} vs {ch.worse}, {outcome.title}"
             summary.append(f"| {link} | {said} | {effect} | {holm_p} | {outcome.label} |")
             link = "″"
-    overview = "| claim | sub-claim | effect | Holm p | holds? |\n|---|---|---|---|---|\n" + "\n".join(summary)
+    overview = (
+        "| claim | sub-claim | effect | Holm p | holds? |\n|---|---|---|---|---|\n"
+        + "\n".join(summary)
+    )
     unsettled = unsettled_section([(c, v) for c, v in zip(claims, verdicts, strict=True)])
-    out.write_text(f"# Activation study\n\n{header}\n\n{RULES}\n\n{overview}\n\n{unsettled}" + "\n".join(sections))
+    out.write_text(
+        f"# Activation study\n\n{header}\n\n{RULES}\n\n{overview}\n\n{unsettled}"
+        + "\n".join(sections)
+    )
     return images
 
 

@@ -25,7 +25,9 @@ class RunRecord:
     seed: int
     status: str
     final: dict[str, float]
-    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key -> [(step, value)]
+    history: dict[str, list[tuple[int, float]]] = field(
+        default_factory=dict
+    )  # key -> [(step, value)]
 
     def series(self, key: str) -> list[float]:
         """The metric's values in step order (one per logged step; per epoch for val/*)."""
@@ -42,7 +44,11 @@ class RunRecord:
     def layers(self, prefix: str) -> list[int]:
         """Depth indices logged under ``prefix`` (e.g. ``diag/grad_norm/``), input side first."""
         keys = set(self.final) | set(self.history)
-        return sorted(int(k[len(prefix) :]) for k in keys if k.startswith(prefix) and k[len(prefix) :].isdigit())
+        return sorted(
+            int(k[len(prefix) :])
+            for k in keys
+            if k.startswith(prefix) and k[len(prefix) :].isdigit()
+        )
 
     def by_depth(self, prefix: str, at: str = "first") -> list[float]:
         """One value per layer: the first (at init) or the last measurement."""
@@ -50,7 +56,9 @@ class RunRecord:
         values = [pick(f"{prefix}{i}") for i in self.layers(prefix)]
         return [v for v in values if v is not None]
 
-    def hidden_mean(self, prefix: str, at: str = "last", output_layer: bool = False) -> float | None:
+    def hidden_mean(
+        self, prefix: str, at: str = "last", output_layer: bool = False
+    ) -> float | None:
         """Mean over hidden layers (and the output layer when it is logged and ``output_layer``)."""
         values = self.by_depth(prefix, at)
         if not output_layer and prefix.startswith(("diag/grad_norm/", "diag/grad_sign_agreement/")):
@@ -78,7 +86,9 @@ def find_parent(client: MlflowClient, experiment: str, study_id: str) -> mlflow.
     return newest_tagged_run(client, experiment, {"study": study_id, "study.parent": "true"})
 
 
-def collect(client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]) -> list[RunRecord]:
+def collect(
+    client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]
+) -> list[RunRecord]:
     """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to read in full.
 
     The client's own ``search_runs`` (paged): the fluent ``mlflow.search_runs`` would read whatever
@@ -102,10 +112,16 @@ def collect(client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, t
         tags = run.data.tags
         final = {k: v for k, v in run.data.metrics.items() if not math.isnan(v)}
         claim = tags.get("study.claim")
-        record = RunRecord(claim, tags["study.variant"], int(tags["study.seed"]), run.info.status, final)
+        record = RunRecord(
+            claim, tags["study.variant"], int(tags["study.seed"]), run.info.status, final
+        )
         for wanted in keys.get(claim, ()):
-            for key in [k for k in final if k == wanted or (wanted.endswith("/") and k.startswith(wanted))]:
+            for key in [
+                k for k in final if k == wanted or (wanted.endswith("/") and k.startswith(wanted))
+            ]:
                 history = client.get_metric_history(run.info.run_id, key)
-                record.history[key] = [(m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+                record.history[key] = [
+                    (m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))
+                ]
         records.append(record)
     return sorted(records, key=lambda r: (r.claim, r.variant, r.seed))

@@ -10,6 +10,7 @@ MLflow run (ended), and the output (each run's goes to its own log file).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -24,15 +25,21 @@ from pathlib import Path
 from typing import IO
 
 import mlflow
+import psutil
 import torch
 
 from lab.study.claims import Claim
 from lab.study.grid import Job
 from mnist_lab.cli import main
 from mnist_lab.parallel import threads_per_job
+from mnist_lab.recovery import ignore_stop_signals
 
-WORKER_START_S = 12.0  # a worker's imports (torch, Lightning, MLflow) before its first run, measured
-RUN_START_S = 4.0  # a warm run: CLI parsing, data, its MLflow run (a quick run took 5-6 s on loaded cores)
+WORKER_START_S = (
+    12.0  # a worker's imports (torch, Lightning, MLflow) before its first run, measured
+)
+RUN_START_S = (
+    4.0  # a warm run: CLI parsing, data, its MLflow run (a quick run took 5-6 s on loaded cores)
+)
 QUICK_COST_S = 1.5  # a quick run's training and validation
 
 
@@ -72,23 +79,31 @@ def output_to(file: IO[str]) -> Iterator[None]:
 
 
 def start_worker() -> None:
-    """Between runs a worker ignores Ctrl-C: the parent stops the study; a run in progress still gets the
-    signal through the CLI's own handlers and ends its MLflow run KILLED."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Between runs a worker ignores the stop signals: the parent stops the study (and no worker
+    outlives it); a run in progress still gets them through the CLI's own handlers, ending KILLED."""
+    ignore_stop_signals()
 
 
-def run_one(args: list[str], threads: int, log: Path, stop: Path | None = None) -> tuple[int, float]:
+def run_one(
+    args: list[str], threads: int, log: Path, stop: Path | None = None
+) -> tuple[int, float]:
     """One run in this process (``mnist_lab.cli.main``), its output in ``log``; the exit code and seconds.
 
     When the file ``stop`` exists the study was stopped: the run does not start (exit code 130). Its
     checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder removed
     when it ends, so 200 runs do not leave gigabytes under outputs/.
     """
-    if stop is not None and stop.exists():  # queued before Ctrl-C, beyond the reach of cancel_futures
+    if (
+        stop is not None and stop.exists()
+    ):  # queued before Ctrl-C, beyond the reach of cancel_futures
         return 130, 0.0
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mnist-study-") as root, log.open("w") as out, output_to(out):
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-study-") as root,
+        log.open("w") as out,
+        output_to(out),
+    ):
         print(f"worker process {os.getpid()}", flush=True)
         try:
             main([*args, f"--trainer.default_root_dir={root}"])
@@ -98,13 +113,19 @@ def run_one(args: list[str], threads: int, log: Path, stop: Path | None = None) 
         except Exception:  # one broken run must not end the worker and the runs queued behind it
             traceback.print_exc()
             code = 1
-        if mlflow.active_run() is not None:  # the study's runs use the client; a fluent one must not linger
+        if (
+            mlflow.active_run() is not None
+        ):  # the study's runs use the client; a fluent one must not linger
             mlflow.end_run("FAILED")
     return code, time.perf_counter() - start
 
 
 def run_all(
-    jobs: list[Job], command: Callable[[Job], list[str]], parallel: int, log_dir: Path, cost: Callable[[Job], float]
+    jobs: list[Job],
+    command: Callable[[Job], list[str]],
+    parallel: int,
+    log_dir: Path,
+    cost: Callable[[Job], float],
 ) -> list[str]:
     """Run every job in ``parallel`` worker processes with the cores shared out; print each as it ends with
     the time left (the planned cost of the runs left, scaled by how the finished ones compared with their
@@ -114,11 +135,19 @@ def run_all(
     stop = log_dir / "stopped"
     failures: list[str] = []
     planned, done_plan, start = sum(cost(j) for j in jobs), 0.0, time.perf_counter()
-    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch threads or locks forked
+    spawn = multiprocessing.get_context(
+        "spawn"
+    )  # a fresh interpreter: no torch threads or locks forked
     pool = ProcessPoolExecutor(parallel, mp_context=spawn, initializer=start_worker)
     try:
         futures = {
-            pool.submit(run_one, command(job), threads, log_dir / (job.label.replace("/", "_") + ".log"), stop): job
+            pool.submit(
+                run_one,
+                command(job),
+                threads,
+                log_dir / (job.label.replace("/", "_") + ".log"),
+                stop,
+            ): job
             for job in jobs
         }
         for n, future in enumerate(as_completed(futures), start=1):
@@ -135,9 +164,16 @@ def run_all(
             )
             if code != 0:
                 failures.append(job.label)
-    except BaseException:  # Ctrl-C: queued runs never start; running ones end KILLED by their own handlers
+    except BaseException:  # a stop: queued runs never start; running ones end KILLED, told so here
         stop.touch()
+        for (
+            worker
+        ) in psutil.Process().children():  # a signal to this process alone reaches them too
+            with contextlib.suppress(psutil.Error):
+                worker.send_signal(signal.SIGINT)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)  # the workers exit: whatever MLflow still queued is written before the report reads it
+    pool.shutdown(
+        wait=True
+    )  # the workers exit: whatever MLflow still queued is written before the report reads it
     return failures

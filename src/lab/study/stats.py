@@ -96,7 +96,9 @@ def split_at(values: Sequence[float]) -> float | None:
     gaps = np.diff(xs)
     i = int(np.argmax(gaps))
     low, high = xs[: i + 1], xs[i + 1 :]
-    within = math.sqrt((((low - low.mean()) ** 2).sum() + ((high - high.mean()) ** 2).sum()) / (len(xs) - 2))
+    within = math.sqrt(
+        (((low - low.mean()) ** 2).sum() + ((high - high.mean()) ** 2).sum()) / (len(xs) - 2)
+    )
     return float(xs[i] + gaps[i] / 2) if gaps[i] > SPLIT_GAP * within and gaps[i] > 0 else None
 
 
@@ -140,10 +142,16 @@ def tost(a: Sequence[float], b: Sequence[float], margin: float) -> tuple[float, 
     difference lies beyond the margin on the side it was observed.
     """
     a = np.asarray(a, dtype=float)
-    above = sp.ttest_ind(a + margin, b, equal_var=False, alternative="greater").pvalue  # H0: δ <= -margin
-    below = sp.ttest_ind(a - margin, b, equal_var=False, alternative="less").pvalue  # H0: δ >= margin
+    above = sp.ttest_ind(
+        a + margin, b, equal_var=False, alternative="greater"
+    ).pvalue  # H0: δ <= -margin
+    below = sp.ttest_ind(
+        a - margin, b, equal_var=False, alternative="less"
+    ).pvalue  # H0: δ >= margin
     side = "greater" if a.mean() >= np.mean(b) else "less"
-    beyond = sp.ttest_ind(a - margin if side == "greater" else a + margin, b, equal_var=False, alternative=side)
+    beyond = sp.ttest_ind(
+        a - margin if side == "greater" else a + margin, b, equal_var=False, alternative=side
+    )
     return float(max(above, below)), float(beyond.pvalue)
 
 
@@ -157,7 +165,9 @@ def counted(a: Sequence[float], b: Sequence[float], threshold: float, why: str) 
     return Comparison(text, effect, math.nan, math.nan, p, int(np.sign(effect)), (why,))
 
 
-def compare(a: Stat, b: Stat, margin: float | None = None, names: tuple[str, str] = ("a", "b")) -> Comparison | None:
+def compare(
+    a: Stat, b: Stat, margin: float | None = None, names: tuple[str, str] = ("a", "b")
+) -> Comparison | None:
     """The comparison the module docstring's rules call for; None with fewer than two seeds on a side."""
     if a.n < 2 or b.n < 2:
         return None
@@ -167,15 +177,25 @@ def compare(a: Stat, b: Stat, margin: float | None = None, names: tuple[str, str
         return counted(x, y, 0.0, "values ≤ 0 on a log scale")
     if log:
         x, y = list(np.log10(x)), list(np.log10(y))
-    flags = tuple(f"{name} constant in every seed" for name, s in zip(names, (x, y), strict=True) if np.ptp(s) == 0)
+    flags = tuple(
+        f"{name} constant in every seed"
+        for name, s in zip(names, (x, y), strict=True)
+        if np.ptp(s) == 0
+    )
     if split_at(x) is not None or split_at(y) is not None:
-        return counted(a.values, b.values, split_at([*a.values, *b.values]) or a.mean, "a split group")
+        return counted(
+            a.values, b.values, split_at([*a.values, *b.values]) or a.mean, "a split group"
+        )
     if len(flags) == 2:
         if x[0] == y[0] and margin is None:
             return Comparison("constant: identical in every seed", 0.0, 0.0, 0.0, 1.0, 0)
-        if x[0] == y[0]:  # no spread to test: a sign test, each seed as likely outside the margin as inside
+        if (
+            x[0] == y[0]
+        ):  # no spread to test: a sign test, each seed as likely outside the margin as inside
             n = min(len(x), len(y))
-            return Comparison(f"constant: identical in every seed (sign test, n = {n})", 0.0, 0.0, 0.0, 0.5**n, 0)
+            return Comparison(
+                f"constant: identical in every seed (sign test, n = {n})", 0.0, 0.0, 0.0, 0.5**n, 0
+            )
         return counted(a.values, b.values, (a.values[0] + b.values[0]) / 2, "both constant")
     effect, low, high, p = welch(x, y)
     if margin is not None:
@@ -186,7 +206,9 @@ def compare(a: Stat, b: Stat, margin: float | None = None, names: tuple[str, str
         test = f"TOST, margin ±{margin:g}" + (" on log10" if log else "")
         return Comparison(test, effect, low, high, p, sign, flags)
     if log:
-        return Comparison("Welch on log10", 10**effect, 10**low, 10**high, p, int(np.sign(effect)), flags)
+        return Comparison(
+            "Welch on log10", 10**effect, 10**low, 10**high, p, int(np.sign(effect)), flags
+        )
     return Comparison("Welch", effect, low, high, p, int(np.sign(effect)), flags)
 
 

@@ -24,8 +24,13 @@ def random_affine(
         return torch.rand(x.shape[0], device=x.device, dtype=x.dtype) * (hi - lo) + lo
 
     angle, zoom = uniform(-degrees, degrees) * (math.pi / 180), uniform(*scale)
-    shift_x, shift_y = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2  # the image spans 2
+    shift_x, shift_y = (
+        uniform(-translate, translate) * 2,
+        uniform(-translate, translate) * 2,
+    )  # the image spans 2
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([cos, -sin, shift_x, sin, cos, shift_y], dim=1).view(-1, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
+    return (
+        F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
+    )

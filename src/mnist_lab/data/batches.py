@@ -58,7 +58,9 @@ class TensorBatchLoader:
 
     def _shard_size(self) -> int:
         n = len(self.labels)
-        return n // self.world_size if self.equal_shards else len(range(self.rank, n, self.world_size))
+        return (
+            n // self.world_size if self.equal_shards else len(range(self.rank, n, self.world_size))
+        )
 
     def __len__(self) -> int:
         return -(-self._shard_size() // self.batch_size)
@@ -78,13 +80,21 @@ class TensorBatchLoader:
             epoch = self._epoch_fn()
         else:
             epoch, self._own_epoch = self._own_epoch, self._own_epoch + 1
-        resume = self._resume_at is not None and epoch == self._epoch  # a position saved in another epoch is void
+        resume = (
+            self._resume_at is not None and epoch == self._epoch
+        )  # a position saved in another epoch is void
         start = self._resume_at if resume else 0
         self._epoch, self._consumed, self._resume_at = epoch, start, None
-        views = not self.shuffle and self.world_size == 1  # evaluation: contiguous slices, no gather, no copy
+        views = (
+            not self.shuffle and self.world_size == 1
+        )  # evaluation: contiguous slices, no gather, no copy
         order = None if views else self.order(epoch).to(self.labels.device)
         for first in range(start * self.batch_size, self._shard_size(), self.batch_size):
-            idx = slice(first, first + self.batch_size) if order is None else order[first : first + self.batch_size]
+            idx = (
+                slice(first, first + self.batch_size)
+                if order is None
+                else order[first : first + self.batch_size]
+            )
             self._consumed += 1
             yield self.images[idx], self.labels[idx]
 
@@ -94,4 +104,8 @@ class TensorBatchLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the saved epoch after its consumed batches, in the saved order."""
-        self.seed, self._epoch, self._resume_at = int(state["seed"]), int(state["epoch"]), int(state["consumed"])
+        self.seed, self._epoch, self._resume_at = (
+            int(state["seed"]),
+            int(state["epoch"]),
+            int(state["consumed"]),
+        )

@@ -33,10 +33,14 @@ def check_idx(path: Path, item_shape: tuple[int, ...]) -> int:
         raise DataError(f"{path} is truncated inside its header")
     dims = struct.unpack(f">{magic[3]}i", header)
     if magic[2] != 0x08 or not dims or dims[1:] != item_shape:
-        raise DataError(f"{path} holds type 0x{magic[2]:02x} of shape {dims}, not unsigned bytes of (N, *{item_shape})")
+        raise DataError(
+            f"{path} holds type 0x{magic[2]:02x} of shape {dims}, not unsigned bytes of (N, *{item_shape})"
+        )
     size, expected = path.stat().st_size, 4 + len(header) + math.prod(dims)
     if size != expected:
-        raise DataError(f"{path} is {size} bytes but its header promises {expected}: truncated or corrupt")
+        raise DataError(
+            f"{path} is {size} bytes but its header promises {expected}: truncated or corrupt"
+        )
     return dims[0]
 
 
@@ -51,5 +55,7 @@ def check_mnist_raw(raw_dir: Path, num_classes: int = 10) -> int:
         path = raw_dir / f"{split}-labels-idx1-ubyte"
         top = max(path.read_bytes()[8:], default=0)  # after the 8-byte header: one byte a label
         if top >= num_classes:
-            raise DataError(f"{path} holds label {top}, but the dataset has {num_classes} classes: corrupt")
+            raise DataError(
+                f"{path} holds label {top}, but the dataset has {num_classes} classes: corrupt"
+            )
     return counts["train-labels-idx1-ubyte"]

@@ -46,7 +46,11 @@ class MNISTDataModule(L.LightningDataModule):
         on_device: keep the data on the trainer's GPU and gather batches there (``False``: in host memory).
     """
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # the IDX checks hold every dataset of the family to it
+    image_shape: tuple[int, int, int] = (
+        1,
+        28,
+        28,
+    )  # the IDX checks hold every dataset of the family to it
 
     def __init__(
         self,
@@ -66,16 +70,22 @@ class MNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
-            raise ConfigError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
+            raise ConfigError(
+                f"batch sizes must be positive, got {batch_size} and {eval_batch_size}"
+            )
         if val_size <= 0 or (train_size is not None and train_size <= 0):
-            raise ConfigError(f"val_size and train_size must be positive, got {val_size} and {train_size}")
+            raise ConfigError(
+                f"val_size and train_size must be positive, got {val_size} and {train_size}"
+            )
         self.spec = get_dataset(dataset)
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
         self.raw_dir = self.data_dir / self.spec.torchvision_class / "raw"
         self._splits: dict[str, Split] = {}
         self._train_loader: TensorBatchLoader | None = None
-        self._train_state: dict[str, Any] | None = None  # a checkpoint's, read before the loader exists
+        self._train_state: dict[str, Any] | None = (
+            None  # a checkpoint's, read before the loader exists
+        )
 
     @property
     def num_classes(self) -> int:
@@ -88,7 +98,9 @@ class MNISTDataModule(L.LightningDataModule):
     def _torchvision(self, train: bool, download: bool = False) -> Any:
         from torchvision import datasets  # slow to import: only when the data is read
 
-        return getattr(datasets, self.spec.torchvision_class)(str(self.data_dir), train=train, download=download)
+        return getattr(datasets, self.spec.torchvision_class)(
+            str(self.data_dir), train=train, download=download
+        )
 
     def _check_sizes(self, n_images: int) -> None:
         """The validation split must leave training images, and ``train_size`` must fit in what it leaves."""
@@ -137,8 +149,13 @@ class MNISTDataModule(L.LightningDataModule):
             )  # again: setup() may run without prepare_data()
             images, labels = self._load(train=True)
             hp = self.hparams
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(hp.split_seed))
-            val, train = order[: hp.val_size], order[hp.val_size :][: hp.train_size]  # train_size None: the rest
+            order = torch.randperm(
+                len(labels), generator=torch.Generator().manual_seed(hp.split_seed)
+            )
+            val, train = (
+                order[: hp.val_size],
+                order[hp.val_size :][: hp.train_size],
+            )  # train_size None: the rest
             self._splits["train"] = Split(images[train], labels[train])
             self._splits["val"] = Split(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self._splits:
@@ -148,7 +165,11 @@ class MNISTDataModule(L.LightningDataModule):
     def data_device(self) -> torch.device:
         """Where the tensors live: the trainer's accelerator when ``on_device`` and it is not the CPU."""
         trainer = self.trainer
-        if self.hparams.on_device and trainer is not None and trainer.strategy.root_device.type != "cpu":
+        if (
+            self.hparams.on_device
+            and trainer is not None
+            and trainer.strategy.root_device.type != "cpu"
+        ):
             return trainer.strategy.root_device
         return torch.device("cpu")
 
@@ -191,7 +212,9 @@ class MNISTDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """Where the training epoch stands, in every checkpoint. Lightning saves stateful loaders too, but does
         not restore one built before the checkpoint was read (``estimated_stepping_batches`` builds it early)."""
-        return {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
+        return (
+            {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
+        )
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._train_state = state_dict.get("train_loader")
@@ -203,8 +226,15 @@ class MNISTDataModule(L.LightningDataModule):
         """Augment training batches only, on the device, as one batched op. The model summary's example input,
         a bare tensor, passes through here too."""
         hp, trainer = self.hparams, self.trainer
-        if hp.augment and isinstance(batch, (tuple, list)) and trainer is not None and trainer.training:
+        if (
+            hp.augment
+            and isinstance(batch, (tuple, list))
+            and trainer is not None
+            and trainer.training
+        ):
             x, y = batch
             background = -self.spec.mean / self.spec.std  # an empty pixel, normalised
-            return random_affine(x, hp.augment_degrees, hp.augment_translate, background=background), y
+            return random_affine(
+                x, hp.augment_degrees, hp.augment_translate, background=background
+            ), y
         return batch

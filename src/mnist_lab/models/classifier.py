@@ -56,19 +56,35 @@ class Classifier(L.LightningModule):
         with warnings.catch_warnings():  # modules built in Python are dropped just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters(logger=False)
-        for key in ("net", "loss", "optimizer", "scheduler"):  # built by the CLI, these are configs (dicts)
+        for key in (
+            "net",
+            "loss",
+            "optimizer",
+            "scheduler",
+        ):  # built by the CLI, these are configs (dicts)
             if not isinstance(self.hparams.get(key), (dict, type(None))):
-                del self.hparams[key]  # built in Python: give them to load_from_checkpoint(net=...) again
+                del self.hparams[
+                    key
+                ]  # built in Python: give them to load_from_checkpoint(net=...) again
         self.net = net
         self.loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # Predictions are argmaxes and labels come checked from the data: no per-update validation.
-        metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)})
+        metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)}
+        )
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.train_loss, self.val_acc_best = MeanMetric(), MaxMetric()  # reduced over processes at epoch end
-        for metric in (self.train_metrics, self.train_loss, self.val_acc_best):  # in checkpoints: a resumed
+        self.train_loss, self.val_acc_best = (
+            MeanMetric(),
+            MaxMetric(),
+        )  # reduced over processes at epoch end
+        for metric in (
+            self.train_metrics,
+            self.train_loss,
+            self.val_acc_best,
+        ):  # in checkpoints: a resumed
             metric.persistent(True)  # epoch and the best so far continue where they stopped
         self.example_input_array = torch.zeros(2, *input_shape)  # the summary's sizes
         self.compile_net, self.channels_last, self._compiled = compile, channels_last, None
@@ -79,7 +95,10 @@ class Classifier(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         if self.compile_net and self._compiled is None:
             if self.trainer.strategy.root_device.type != "cuda":
-                log.info("compile speeds up GPU runs only; ignored on %s", self.trainer.strategy.root_device)
+                log.info(
+                    "compile speeds up GPU runs only; ignored on %s",
+                    self.trainer.strategy.root_device,
+                )
             else:  # kept out of the module tree: no ``_orig_mod.`` keys in checkpoints
                 self.__dict__["_compiled"] = torch.compile(self.net)
 
@@ -98,11 +117,15 @@ class Classifier(L.LightningModule):
         # Stop before backward, with the last good weights; on a GPU the check syncs: only on logged steps.
         check = loss.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0
         if check and not torch.isfinite(loss):
-            raise DivergenceError.at(self.trainer, float(loss.detach()))
+            raise diverged(self.trainer, float(loss.detach()))
         self.train_metrics.update(logits.detach(), y)
         self.train_loss.update(loss.detach())
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps the logger writes:
-            self.log("train/loss_step", loss.detach(), prog_bar=True)  # a log call costs 10% of an MLP epoch
+        if (
+            self.global_step + 1
+        ) % self.trainer.log_every_n_steps == 0:  # the steps the logger writes:
+            self.log(
+                "train/loss_step", loss.detach(), prog_bar=True
+            )  # a log call costs 10% of an MLP epoch
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -119,7 +142,9 @@ class Classifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's validation must not count
-            self.val_acc_best(self.val_metrics["acc"].compute())  # compute() is cached for Lightning's log
+            self.val_acc_best(
+                self.val_metrics["acc"].compute()
+            )  # compute() is cached for Lightning's log
             self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -139,6 +164,32 @@ class Classifier(L.LightningModule):
         interval = self.hparams.scheduler_interval
         scheduler = self.scheduler_factory(optimizer)
         if hasattr(scheduler, "set_horizon"):
-            steps = self.trainer.estimated_stepping_batches if interval == "step" else self.trainer.max_epochs
+            steps = (
+                self.trainer.estimated_stepping_batches
+                if interval == "step"
+                else self.trainer.max_epochs
+            )
             scheduler.set_horizon(int(steps))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+        }
+
+
+def diverged(trainer: L.Trainer, loss: float) -> DivergenceError:
+    """Where it happened, at which learning rate, what to try, and which checkpoint is kept."""
+    group = trainer.optimizers[0].param_groups[0] if trainer.optimizers else {}
+    lr, base = group.get("lr", float("nan")), group.get("initial_lr", group.get("lr", float("nan")))
+    kept = [
+        c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")
+    ]
+    return DivergenceError(
+        f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is "
+        f"{loss} at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), "
+        "gradient clipping (--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; "
+        + (
+            f"the checkpoints saved before it are kept: {', '.join(kept)}"
+            if kept
+            else "no checkpoint was saved"
+        )
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -19,7 +19,9 @@ from mnist_lab.errors import ConfigError
 class CosineDecay(LRScheduler):
     """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to ``min_lr_ratio * lr``."""
 
-    def __init__(self, optimizer: Optimizer, warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0
+    ) -> None:
         if not 0.0 <= warmup_fraction < 1.0 or not 0.0 <= min_lr_ratio <= 1.0:
             raise ConfigError("warmup_fraction must be in [0, 1) and min_lr_ratio in [0, 1]")
         self.warmup_fraction = warmup_fraction
@@ -37,9 +39,12 @@ class CosineDecay(LRScheduler):
         self._apply(self.get_lr())
 
     def _apply(self, lrs: list[float]) -> None:
-        self._last_lr = lrs
         for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rates in use (also after a re-plan, between two steps)."""
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the schedule; if the run's length changed (more epochs), re-plan it for the new length.
@@ -52,9 +57,9 @@ class CosineDecay(LRScheduler):
         if planned != self.horizon and planned > 1:
             old, self.horizon = self.horizon, planned
             self._apply(self.get_lr())
-            rank_zero_warn(
+            rank_zero_info(
                 f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
-                f"{self.last_epoch} the learning rate is now {self._last_lr[0]:.3g} and decays to the new end"
+                f"{self.last_epoch} the learning rate is now {self.get_last_lr()[0]:.3g}, decaying to the new end"
             )
 
     def factor(self, step: int) -> float:
@@ -63,7 +68,9 @@ class CosineDecay(LRScheduler):
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, self.horizon - warmup))
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
 
     def get_lr(self) -> list[float]:
         f = self.factor(self.last_epoch)

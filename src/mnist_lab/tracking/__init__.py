@@ -1,7 +1,7 @@
-"""MLflow tracking: the run logger and the callback that fills a run."""
+"""MLflow tracking: the run logger, what a run records, and ``predict``'s CSV."""
 
-from mnist_lab.tracking.artifacts import RunArtifacts
-from mnist_lab.tracking.logger import RunLogger, resolve_tracking_uri, run_logger
+from mnist_lab.tracking.logger import RunLogger, run_logger
 from mnist_lab.tracking.predictions import PredictionsCSV
+from mnist_lab.tracking.record import RunRecord
 
-__all__ = ["PredictionsCSV", "RunArtifacts", "RunLogger", "resolve_tracking_uri", "run_logger"]
+__all__ = ["PredictionsCSV", "RunLogger", "RunRecord", "run_logger"]

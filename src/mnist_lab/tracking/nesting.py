@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG  # the tag the UI nests child runs by
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_PARENT_RUN_ID as PARENT_TAG,
+)  # the tag the UI nests child runs by
 
 __all__ = ["PARENT_TAG", "newest_tagged_run", "tagged_runs"]
 
 
-def tagged_runs(client: MlflowClient, experiment_id: str, tags: dict[str, str], status: str = "") -> list[Run]:
+def tagged_runs(
+    client: MlflowClient, experiment_id: str, tags: dict[str, str], status: str = ""
+) -> list[Run]:
     """The runs of ``experiment_id`` carrying every one of ``tags`` (and ``status``, if given), newest first."""
     terms = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
     terms += [f"attributes.status = '{status}'"] if status else []
-    return client.search_runs([experiment_id], " and ".join(terms), order_by=["attributes.start_time DESC"])
+    return client.search_runs(
+        [experiment_id], " and ".join(terms), order_by=["attributes.start_time DESC"]
+    )
 
 
 def newest_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Run | None:

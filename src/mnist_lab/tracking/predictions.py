@@ -28,19 +28,33 @@ class PredictionsCSV(BasePredictionWriter):
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._rows = []
 
-    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
+    def write_on_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any
+    ) -> None:
         batch = args[1]  # (batch_indices, batch, batch_idx, dataloader_idx)
         target = batch[1].cpu() if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
         self._rows.append((prediction.detach().cpu(), target))
 
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+    ) -> None:
         if not self._rows:
             return
         probs = torch.cat([p for p, _ in self._rows])
         known = all(t is not None for _, t in self._rows)
         targets = torch.cat([t for _, t in self._rows]).tolist() if known else [""] * len(probs)
         best, predicted = probs.max(dim=1)
-        lines = [",".join(["index", "target", "predicted", "probability", *(f"p{k}" for k in range(probs.shape[1]))])]
+        lines = [
+            ",".join(
+                [
+                    "index",
+                    "target",
+                    "predicted",
+                    "probability",
+                    *(f"p{k}" for k in range(probs.shape[1])),
+                ]
+            )
+        ]
         for i, row in enumerate(probs.tolist()):
             index = trainer.global_rank + i * trainer.world_size
             values = ",".join(f"{v:.6f}" for v in row)

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mnist_lab.errors import ConfigError
-from mnist_lab.stale import end_stale_runs
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
@@ -40,7 +39,10 @@ def check_artifact_root(location: str | None) -> None:
     parsed = urlparse(location or "")
     if not location or parsed.scheme not in ("", "file"):
         return  # a remote artifact store: the server checks it
-    probe = Path(unquote(parsed.path) if parsed.scheme == "file" else location) / f".write-test-{uuid.uuid4().hex}"
+    probe = (
+        Path(unquote(parsed.path) if parsed.scheme == "file" else location)
+        / f".write-test-{uuid.uuid4().hex}"
+    )
     try:
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -78,21 +80,28 @@ def open_store(uri: str, experiment_name: str, artifact_location: str | None) ->
     if db is not None and db.exists():
         check_sqlite(db)
     with contextlib.ExitStack() as stack:
-        if db is not None:  # an exclusive lock beside the database while the store and experiment are made
+        if (
+            db is not None
+        ):  # an exclusive lock beside the database while the store and experiment are made
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
                 lock = stack.enter_context(open(db.parent / f".{db.name}.lock", "a"))  # noqa: SIM115
             except OSError as err:
-                raise ConfigError(f"cannot create the MLflow store at {db}: {err.strerror} ({err.filename})") from None
+                raise ConfigError(
+                    f"cannot create the MLflow store at {db}: {err.strerror} ({err.filename})"
+                ) from None
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             client = MlflowClient(uri)
             experiment = client.get_experiment_by_name(experiment_name)
-            end_stale_runs(client)
         except Exception as err:  # noqa: BLE001 - sqlalchemy, MLflow and OS errors all mean "store unusable"
-            raise ConfigError(f"cannot open the MLflow store {uri}: {type(err).__name__}: {err}") from None
+            raise ConfigError(
+                f"cannot open the MLflow store {uri}: {type(err).__name__}: {err}"
+            ) from None
         if experiment is not None and experiment.lifecycle_stage == "deleted":
-            raise ConfigError(f"experiment {experiment_name!r} is deleted in {uri}; restore it or pick another")
+            raise ConfigError(
+                f"experiment {experiment_name!r} is deleted in {uri}; restore it or pick another"
+            )
         if experiment is not None:
             check_artifact_root(experiment.artifact_location)
             return experiment.experiment_id

@@ -36,8 +36,21 @@ def select(names: list[str] | None) -> list[Claim]:
     wanted = [n.strip() for name in names or [] for n in name.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in CLAIMS]
     if unknown:
-        raise ConfigError(f"unknown claim(s) {', '.join(unknown)}; choose from: {', '.join(CLAIMS)}")
+        raise ConfigError(
+            f"unknown claim(s) {', '.join(unknown)}; choose from: {', '.join(CLAIMS)}"
+        )
     return [c for c in CLAIMS.values() if not wanted or c.name in wanted]
 
 
-__all__ = ["CLAIMS", "Check", "Claim", "Column", "Outcome", "Panel", "Verdict", "group", "judge", "select"]
+__all__ = [
+    "CLAIMS",
+    "Check",
+    "Claim",
+    "Column",
+    "Outcome",
+    "Panel",
+    "Verdict",
+    "group",
+    "judge",
+    "select",
+]

@@ -25,7 +25,9 @@ class Column:
     scale: float = 1.0
     suffix: str = ""
     log: bool = False  # a ratio: geometric mean, compared on log10
-    failed: float | None = None  # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
+    failed: float | None = (
+        None  # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
+    )
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ class Outcome:
     def line(self, column: Column) -> str:
         """The check in words: what was compared, the effect, the test, p (raw and corrected), the verdict."""
         ch, c = self.check, self.comparison
-        way = f"within ±{ch.margin:g}" if ch.margin is not None else "lower" if ch.lower else "higher"
+        way = (
+            f"within ±{ch.margin:g}" if ch.margin is not None else "lower" if ch.lower else "higher"
+        )
         head = f"{ch.says + ': ' if ch.says else ''}{ch.better} vs {ch.worse}, {self.title} ({way} expected)"
         if c is None:
             return f"{head}: {'no data' if self.missing else 'one seed, nothing to test'} → {self.label}"
@@ -159,23 +163,36 @@ class Claim:
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
         """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
-        col = self.columns[column]  # (unless the column says what a FAILED run counts as: ``Column.failed``)
+        col = self.columns[
+            column
+        ]  # (unless the column says what a FAILED run counts as: ``Column.failed``)
         runs = groups.get(variant, [])
         failed = [col.failed for r in runs if r.status == "FAILED" and col.failed is not None]
-        return summarise([*(col.measure(r) for r in runs if r.status == "FINISHED"), *failed], col.log)
+        return summarise(
+            [*(col.measure(r) for r in runs if r.status == "FINISHED"), *failed], col.log
+        )
 
     def outcomes(self, groups: Groups) -> list[Outcome]:
         """Each check's comparison, before any correction."""
         out = []
         for check in self.checks:
             title = self.columns[check.column].title
-            a, b = self.stat(groups, check.better, check.column), self.stat(groups, check.worse, check.column)
+            a, b = (
+                self.stat(groups, check.better, check.column),
+                self.stat(groups, check.worse, check.column),
+            )
             if check.level is not None:
-                b = None if a is None else Stat((check.level,) * max(2, a.n), self.columns[check.column].log)
+                b = (
+                    None
+                    if a is None
+                    else Stat((check.level,) * max(2, a.n), self.columns[check.column].log)
+                )
             if a is None or b is None:
                 out.append(Outcome(check, title, None, missing=True))
             else:
-                out.append(Outcome(check, title, compare(a, b, check.margin, (check.better, check.worse))))
+                out.append(
+                    Outcome(check, title, compare(a, b, check.margin, (check.better, check.worse)))
+                )
         return out
 
     def verdict(self, groups: Groups) -> Verdict:

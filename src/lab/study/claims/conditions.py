@@ -48,7 +48,11 @@ def unit_run(every: int, images: int) -> tuple[str, ...]:
 
 def adamw(lr: float) -> tuple[str, ...]:
     """The template's AdamW (weight decay 1e-4) at a constant ``lr``, no clipping."""
-    return ("--model.optimizer=torch.optim.AdamW", f"--model.optimizer.init_args.lr={lr:g}", *CONSTANT)
+    return (
+        "--model.optimizer=torch.optim.AdamW",
+        f"--model.optimizer.init_args.lr={lr:g}",
+        *CONSTANT,
+    )
 
 
 def per_layer(prefix: str, down: bool = False) -> Measure:

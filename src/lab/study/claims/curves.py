@@ -19,7 +19,9 @@ def steps_to(threshold: float) -> Measure:
     None for a run that never does (only the runs that reached it are averaged; :func:`speed_to` counts the others)."""
 
     def measure(r: RunRecord) -> float | None:
-        return next((step + 1.0 for step, v in r.history.get("val/acc", []) if v >= threshold), None)
+        return next(
+            (step + 1.0 for step, v in r.history.get("val/acc", []) if v >= threshold), None
+        )
 
     return measure
 

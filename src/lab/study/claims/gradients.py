@@ -30,12 +30,19 @@ def act(name: str, init: str, *more: str) -> tuple[str, ...]:
     return (f"{NET}.activation={name}", f"{NET}.weight_init={init}", *more)
 
 
-VAL_CURVE = Panel("curve", "validation accuracy after each epoch (mean ± std over seeds)", key="val/acc")
+VAL_CURVE = Panel(
+    "curve", "validation accuracy after each epoch (mean ± std over seeds)", key="val/acc"
+)
 
 
 def val_curve(*only: str) -> Panel:
     """Validation accuracy over the training steps, for the ``only`` variants (all when none)."""
-    return Panel("curve", "validation accuracy over training (mean ± std over seeds)", key="val/acc", only=only)
+    return Panel(
+        "curve",
+        "validation accuracy over training (mean ± std over seeds)",
+        key="val/acc",
+        only=only,
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,13 @@ class PairedClaim(Claim):
 
 # -- vanishing gradients ------------------------------------------------------------------------------------------
 
-SIG, SIG4, TANH, RELU, SIG_BN = "sigmoid, Xavier", "sigmoid, Xavier x4", "tanh, Xavier", "ReLU, He", "sigmoid + BN"
+SIG, SIG4, TANH, RELU, SIG_BN = (
+    "sigmoid, Xavier",
+    "sigmoid, Xavier x4",
+    "tanh, Xavier",
+    "ReLU, He",
+    "sigmoid + BN",
+)
 VANISHING_STEPS = 400
 
 VANISHING = Claim(
@@ -113,12 +126,22 @@ VANISHING = Claim(
         Column("val acc (last 3 checks)", cv.settled_acc(3), ".2f", 100, "%"),
     ),
     panels=(
-        Panel("depth", "z-gradient by layer at step 0 (layer 8: the logits)", key=cv.PREACT, log=True),
-        Panel("depth", "z-gradient by layer at the last measurement (step 350)", key=cv.PREACT, at="last", log=True),
+        Panel(
+            "depth", "z-gradient by layer at step 0 (layer 8: the logits)", key=cv.PREACT, log=True
+        ),
+        Panel(
+            "depth",
+            "z-gradient by layer at the last measurement (step 350)",
+            key=cv.PREACT,
+            at="last",
+            log=True,
+        ),
         val_curve(),
     ),
     checks=(
-        Check(0, RELU, SIG, says="sigmoid's gradient shrinks through depth more than ReLU+He's (init)"),
+        Check(
+            0, RELU, SIG, says="sigmoid's gradient shrinks through depth more than ReLU+He's (init)"
+        ),
         Check(0, TANH, SIG, says="tanh's shrinks less than sigmoid's (init)"),
         Check(0, SIG4, SIG, says="Xavier x4 gain reduces sigmoid's shrinking (init)"),
         Check(0, SIG_BN, SIG, says="batch norm reduces sigmoid's shrinking (init)"),
@@ -173,7 +196,12 @@ SATURATION = Claim(
         *(
             Variant(
                 sigma(s),
-                act("tanh", "normal", f"{NET}.weight_init_args={{std: {s:g}}}", f"{NET}.output_init=xavier_uniform"),
+                act(
+                    "tanh",
+                    "normal",
+                    f"{NET}.weight_init_args={{std: {s:g}}}",
+                    f"{NET}.output_init=xavier_uniform",
+                ),
             )
             for s in SIGMAS
         ),
@@ -191,8 +219,15 @@ SATURATION = Claim(
     columns=(
         Column("saturated (init)", m.hidden("diag/saturation/", "first"), ".3f"),
         Column("saturated (end)", m.hidden("diag/saturation/", "last"), ".3f"),
-        Column("z-gradient, first layer (init)", cv.layer_value(cv.PREACT, 0, "first"), ".2e", log=True),
-        Column("|grad W|/|W|, first layer (init)", cv.layer_value(cv.REL_GRAD, 0, "first"), ".2e", log=True),
+        Column(
+            "z-gradient, first layer (init)", cv.layer_value(cv.PREACT, 0, "first"), ".2e", log=True
+        ),
+        Column(
+            "|grad W|/|W|, first layer (init)",
+            cv.layer_value(cv.REL_GRAD, 0, "first"),
+            ".2e",
+            log=True,
+        ),
         Column("val acc (last 3 checks)", cv.settled_acc(3), ".2f", 100, "%"),
     ),
     panels=(
@@ -215,11 +250,26 @@ SATURATION = Claim(
         Check(0, sigma(1), sigma(0.1), says="sigma 1 saturates more units than sigma 0.1"),
         Check(0, sigma(3), sigma(0.3), says="sigma 3 saturates more units than sigma 0.3"),
         Check(
-            2, sigma(0.1), sigma(1), says="less gradient reaches the saturated layers' pre-activations: sigma 1 vs 0.1"
+            2,
+            sigma(0.1),
+            sigma(1),
+            says="less gradient reaches the saturated layers' pre-activations: sigma 1 vs 0.1",
         ),
-        Check(3, sigma(0.1), sigma(1), says="relative to its weights, the saturated first layer gets less gradient"),
-        Check(1, sigma(1), sigma(0.1), says="the units stay saturated through training (sigma 1 vs 0.1, end)"),
-        Check(4, sigma(0.1), sigma(1), says="saturated nets learn slower: sigma 1 behind sigma 0.1"),
+        Check(
+            3,
+            sigma(0.1),
+            sigma(1),
+            says="relative to its weights, the saturated first layer gets less gradient",
+        ),
+        Check(
+            1,
+            sigma(1),
+            sigma(0.1),
+            says="the units stay saturated through training (sigma 1 vs 0.1, end)",
+        ),
+        Check(
+            4, sigma(0.1), sigma(1), says="saturated nets learn slower: sigma 1 behind sigma 0.1"
+        ),
     ),
     cost_s=2.0,
     caption=(
@@ -232,7 +282,11 @@ SATURATION = Claim(
 # -- output loss --------------------------------------------------------------------------------------------------
 
 LOSS_STEPS = 600
-PAIRS = (("softmax", "cross_entropy", "CE"), ("softmax", "mse", "MSE"), ("sigmoid", "cross_entropy", "CE"))
+PAIRS = (
+    ("softmax", "cross_entropy", "CE"),
+    ("softmax", "mse", "MSE"),
+    ("sigmoid", "cross_entropy", "CE"),
+)
 PAIRS += (("sigmoid", "mse", "MSE"),)
 
 
@@ -264,11 +318,19 @@ OUTPUT_LOSS = PairedClaim(
         "at gain 20 against gain 1."
     ),
     variants=tuple(
-        Variant(out(o, name, g), (*loss_pair(loss, o), f"{NET}.output_gain={g}"), cell=(f"{o} + {name}", f"gain {g}"))
+        Variant(
+            out(o, name, g),
+            (*loss_pair(loss, o), f"{NET}.output_gain={g}"),
+            cell=(f"{o} + {name}", f"gain {g}"),
+        )
         for g in (1, 20)
         for o, loss, name in PAIRS
     ),
-    gaps=tuple(Gap(gap_name(o, g), out(o, "CE", g), out(o, "MSE", g)) for o in ("softmax", "sigmoid") for g in (1, 20)),
+    gaps=tuple(
+        Gap(gap_name(o, g), out(o, "CE", g), out(o, "MSE", g))
+        for o in ("softmax", "sigmoid")
+        for g in (1, 20)
+    ),
     args=(
         STUDY_NET,
         *act("relu", "kaiming_normal"),
@@ -291,15 +353,41 @@ OUTPUT_LOSS = PairedClaim(
         Panel("heatmap", "speed to 80% (1000 / steps; 0: never), mean over seeds", column=1),
     ),
     checks=(
-        Check(1, out("softmax", "CE", 20), out("softmax", "MSE", 20), says="saturated softmax: CE reaches 80% sooner"),
-        Check(1, out("sigmoid", "CE", 20), out("sigmoid", "MSE", 20), says="saturated sigmoid: CE reaches 80% sooner"),
-        Check(0, out("softmax", "MSE", 1), out("softmax", "MSE", 20), says="saturation slows softmax + MSE"),
-        Check(0, out("sigmoid", "MSE", 1), out("sigmoid", "MSE", 20), says="saturation slows sigmoid + MSE"),
         Check(
-            0, gap_name("softmax", 20), gap_name("softmax", 1), says="softmax: the CE − MSE gap grows with saturation"
+            1,
+            out("softmax", "CE", 20),
+            out("softmax", "MSE", 20),
+            says="saturated softmax: CE reaches 80% sooner",
         ),
         Check(
-            0, gap_name("sigmoid", 20), gap_name("sigmoid", 1), says="sigmoid: the CE − MSE gap grows with saturation"
+            1,
+            out("sigmoid", "CE", 20),
+            out("sigmoid", "MSE", 20),
+            says="saturated sigmoid: CE reaches 80% sooner",
+        ),
+        Check(
+            0,
+            out("softmax", "MSE", 1),
+            out("softmax", "MSE", 20),
+            says="saturation slows softmax + MSE",
+        ),
+        Check(
+            0,
+            out("sigmoid", "MSE", 1),
+            out("sigmoid", "MSE", 20),
+            says="saturation slows sigmoid + MSE",
+        ),
+        Check(
+            0,
+            gap_name("softmax", 20),
+            gap_name("softmax", 1),
+            says="softmax: the CE − MSE gap grows with saturation",
+        ),
+        Check(
+            0,
+            gap_name("sigmoid", 20),
+            gap_name("sigmoid", 1),
+            says="sigmoid: the CE − MSE gap grows with saturation",
         ),
     ),
     cost_s=3.8,
@@ -333,7 +421,11 @@ def _zig_variants() -> tuple[Variant, ...]:
         centred, shifted, fn, rates = pair
         for lr in rates:
             for name, shift in (centred, shifted):
-                overrides = (*act(fn, "xavier_uniform"), f"{NET}.act_shift={shift:g}", f"--model.optimizer.lr={lr:g}")
+                overrides = (
+                    *act(fn, "xavier_uniform"),
+                    f"{NET}.act_shift={shift:g}",
+                    f"--model.optimizer.lr={lr:g}",
+                )
                 out_.append(Variant(zig(name, lr), overrides, cell=(name, f"lr {lr:g}")))
     return tuple(out_)
 
@@ -346,7 +438,9 @@ def _zig_checks() -> tuple[Check, ...]:
             a, b = zig(centred, lr), zig(shifted, lr)
             says = f"lr {lr:g}: {shifted}'s consecutive updates zig-zag more than {centred}'s"
             out_.append(Check(0, a, b, says=says))
-            out_.append(Check(1, a, b, says=f"lr {lr:g}: {shifted} reaches 90% later than {centred}"))
+            out_.append(
+                Check(1, a, b, says=f"lr {lr:g}: {shifted} reaches 90% later than {centred}")
+            )
     return tuple(out_)
 
 

@@ -36,7 +36,8 @@ def identity(depth: int) -> str:
 
 
 ACTIVATION_LIST = ", ".join(
-    f"{name} ({recommended_init(name, spec.nonlinearity).replace('_', ' ')})" for name, spec in ACTIVATIONS.items()
+    f"{name} ({recommended_init(name, spec.nonlinearity).replace('_', ' ')})"
+    for name, spec in ACTIVATIONS.items()
 )
 
 OVERVIEW = Claim(
@@ -65,7 +66,12 @@ OVERVIEW = Claim(
     variants=(
         *(
             Variant(
-                identity(d), (f"{NET}.depth={d}", f"{NET}.activation=identity", f"--model.optimizer.lr={lr_for(d):g}")
+                identity(d),
+                (
+                    f"{NET}.depth={d}",
+                    f"{NET}.activation=identity",
+                    f"--model.optimizer.lr={lr_for(d):g}",
+                ),
             )
             for d in DEPTHS
         ),
@@ -90,7 +96,13 @@ OVERVIEW = Claim(
     ),
     columns=(
         Column(f"val acc (last {SETTLE} checks)", cv.settled_acc(SETTLE), ".2f", 100, "%"),
-        Column(f"drift (last {SETTLE} checks - the {SETTLE} before)", cv.acc_drift(SETTLE), ".2f", 100, " pt"),
+        Column(
+            f"drift (last {SETTLE} checks - the {SETTLE} before)",
+            cv.acc_drift(SETTLE),
+            ".2f",
+            100,
+            " pt",
+        ),
     ),
     panels=(
         Panel("points", "val accuracy after training, by depth", column=0),
@@ -98,7 +110,13 @@ OVERVIEW = Claim(
     ),
     checks=(
         *(
-            Check(0, identity(d), identity(0), margin=MARGIN, says=f"identity at depth {d} ≡ softmax regression")
+            Check(
+                0,
+                identity(d),
+                identity(0),
+                margin=MARGIN,
+                says=f"identity at depth {d} ≡ softmax regression",
+            )
             for d in DEPTHS[1:]
         ),
         Check(0, RELU, identity(0), says="a ReLU net of the same width beats it"),

@@ -34,10 +34,22 @@ def _drop_checks() -> tuple[Check, ...]:
     for split in SPLIT_SEEDS:
         none, half, fifth = (drop_name(p, split) for p in (0.0, 0.5, 0.2))
         out += [
-            Check(0, half, none, lower=True, says=f"dropout 0.5 lowers the best validation loss (split {split})"),
+            Check(
+                0,
+                half,
+                none,
+                lower=True,
+                says=f"dropout 0.5 lowers the best validation loss (split {split})",
+            ),
             Check(1, half, none, says=f"dropout 0.5 raises validation accuracy (split {split})"),
             Check(1, fifth, none, says=f"dropout 0.2 raises validation accuracy (split {split})"),
-            Check(3, half, none, lower=True, says=f"dropout 0.5 narrows the train - val gap (split {split})"),
+            Check(
+                3,
+                half,
+                none,
+                lower=True,
+                says=f"dropout 0.5 narrows the train - val gap (split {split})",
+            ),
         ]
     return tuple(out)
 
@@ -81,8 +93,16 @@ DROPOUT = Claim(
     columns=(
         Column("val loss (best epoch)", lowest("val/loss"), ".4f"),
         Column("val acc (best epoch)", at_best("val/acc"), ".2f", 100, "%"),
-        Column("train acc, eval mode (end)", lambda r: r.last("study/train_eval_acc"), ".2f", 100, "%"),
-        Column("train (eval mode) - val acc (end)", difference("study/train_eval_acc", "val/acc"), ".2f", 100, " pt"),
+        Column(
+            "train acc, eval mode (end)", lambda r: r.last("study/train_eval_acc"), ".2f", 100, "%"
+        ),
+        Column(
+            "train (eval mode) - val acc (end)",
+            difference("study/train_eval_acc", "val/acc"),
+            ".2f",
+            100,
+            " pt",
+        ),
         Column("val loss (end)", lambda r: r.last("val/loss"), ".4f"),
     ),
     panels=(
@@ -121,7 +141,9 @@ GAP_LR = 0.1
 
 
 def bn_name(bn: bool, lr: float, momentum: float = 0.1) -> str:
-    return f"{'BN' if bn else 'no BN'} lr={lr:g}" + (f" momentum {momentum:g}" if momentum != 0.1 else "")
+    return f"{'BN' if bn else 'no BN'} lr={lr:g}" + (
+        f" momentum {momentum:g}" if momentum != 0.1 else ""
+    )
 
 
 def _bn_variants() -> tuple[Variant, ...]:
@@ -135,7 +157,10 @@ def _bn_variants() -> tuple[Variant, ...]:
         for lr in BN_LRS
     ]
     out.append(
-        Variant(bn_name(True, GAP_LR, 0.01), (f"{NET}.batch_norm=true", f"{NET}.bn_momentum=0.01", *sgd(GAP_LR)))
+        Variant(
+            bn_name(True, GAP_LR, 0.01),
+            (f"{NET}.batch_norm=true", f"{NET}.bn_momentum=0.01", *sgd(GAP_LR)),
+        )
     )
     return tuple(out)
 
@@ -181,11 +206,22 @@ BATCH_NORM = Claim(
             failed=BN_STEPS + BN_EVERY,
         ),
         Column("val acc (end; diverged: 10%)", m.val_acc, ".2f", 100, "%", failed=0.1),
-        Column("eval - train mode acc, steps 10-100 (fraction)", mean_between("diag/mode_gap/gap", 10, 100), ".4f"),
+        Column(
+            "eval - train mode acc, steps 10-100 (fraction)",
+            mean_between("diag/mode_gap/gap", 10, 100),
+            ".4f",
+        ),
     ),
     panels=(
-        Panel("heatmap", f"steps to 95% validation accuracy ({BN_STEPS + BN_EVERY}: never)", column=0),
-        Panel("curve", "validation accuracy", key="val/acc", only=tuple(bn_name(b, BN_LRS[1]) for b in (0, 1))),
+        Panel(
+            "heatmap", f"steps to 95% validation accuracy ({BN_STEPS + BN_EVERY}: never)", column=0
+        ),
+        Panel(
+            "curve",
+            "validation accuracy",
+            key="val/acc",
+            only=tuple(bn_name(b, BN_LRS[1]) for b in (0, 1)),
+        ),
         Panel(
             "curve",
             f"eval minus train mode accuracy, BN at lr {GAP_LR:g}",
@@ -204,7 +240,11 @@ BATCH_NORM = Claim(
     checks=(
         *(
             Check(
-                0, bn_name(True, lr), bn_name(False, lr), lower=True, says=f"BN reaches 95% in fewer steps (lr {lr:g})"
+                0,
+                bn_name(True, lr),
+                bn_name(False, lr),
+                lower=True,
+                says=f"BN reaches 95% in fewer steps (lr {lr:g})",
             )
             for lr in BN_LRS
         ),
@@ -214,7 +254,14 @@ BATCH_NORM = Claim(
             bn_name(False, BN_LRS[-1]),
             says=f"BN tolerates a higher LR: at lr {BN_LRS[-1]:g} it ends higher",
         ),
-        Check(2, bn_name(True, GAP_LR), "0", level=0.0, lower=True, says="running statistics lag early (momentum 0.1)"),
+        Check(
+            2,
+            bn_name(True, GAP_LR),
+            "0",
+            level=0.0,
+            lower=True,
+            says="running statistics lag early (momentum 0.1)",
+        ),
         Check(
             2,
             bn_name(True, GAP_LR, 0.01),

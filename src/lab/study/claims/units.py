@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from lab.study.claims import measures as m
 from lab.study.claims.base import Check, Claim, Column, Panel
-from lab.study.claims.conditions import CB, STUDY_CB, STUDY_NET, adamw, hidden_min, per_layer, recovered, sgd, unit_run
+from lab.study.claims.conditions import (
+    CB,
+    STUDY_CB,
+    STUDY_NET,
+    adamw,
+    hidden_min,
+    per_layer,
+    recovered,
+    sgd,
+    unit_run,
+)
 from lab.study.claims.gradients import act
 from lab.study.grid import NET, Variant
 
@@ -51,7 +61,12 @@ def _dead_checks() -> tuple[Check, ...]:
     for optimiser, (low, high) in (("SGD", SGD_LRS), ("AdamW", ADAMW_LRS)):
         relu_high = dead_name("relu", optimiser, high)
         out += [
-            Check(0, relu_high, dead_name("relu", optimiser, low), says=f"a high LR kills ReLU units ({optimiser})"),
+            Check(
+                0,
+                relu_high,
+                dead_name("relu", optimiser, low),
+                says=f"a high LR kills ReLU units ({optimiser})",
+            ),
             Check(
                 0,
                 dead_name("leaky_relu", optimiser, high),
@@ -127,7 +142,9 @@ DEAD_RELUS = Claim(
             layer_mean=True,
             ylabel="dead units (fraction, mean over hidden layers)",
             only=tuple(
-                dead_name(a, o, lrs[1]) for o, lrs in (("SGD", SGD_LRS), ("AdamW", ADAMW_LRS)) for a in ("relu", "elu")
+                dead_name(a, o, lrs[1])
+                for o, lrs in (("SGD", SGD_LRS), ("AdamW", ADAMW_LRS))
+                for a in ("relu", "elu")
             ),
         ),
         Panel("heatmap", "val accuracy (%)", column=4),
@@ -162,7 +179,9 @@ def _deep(activation: str, scheme: str) -> Variant:
 
 DEEP = tuple(_deep(a, s) for a in ("relu", "tanh") for s in ("xavier", "he"))
 SYMMETRIC = tuple(
-    Variant(f"sigmoid {init} (depth 2)", (f"{NET}.depth=2", *act("sigmoid", init), *sgd(SYMMETRY_LR)))
+    Variant(
+        f"sigmoid {init} (depth 2)", (f"{NET}.depth=2", *act("sigmoid", init), *sgd(SYMMETRY_LR))
+    )
     for init in ("zeros", "xavier_normal")
 )
 
@@ -204,7 +223,12 @@ INIT = Claim(
     metrics=("val/acc", "study/act_std/", "study/preact_grad/"),
     columns=(
         Column("act std factor per layer (init)", per_layer("study/act_std/"), ".3f", log=True),
-        Column("gradient factor per layer (init)", per_layer("study/preact_grad/", down=True), ".3f", log=True),
+        Column(
+            "gradient factor per layer (init)",
+            per_layer("study/preact_grad/", down=True),
+            ".3f",
+            log=True,
+        ),
         Column("val acc", m.val_acc, ".2f", 100, "%"),
         Column("unit spread (end)", hidden_min("study/unit_spread/"), ".3f"),
     ),
@@ -235,13 +259,34 @@ INIT = Claim(
         "suits ReLU {c3}; Xavier suits tanh {c4}."
     ),
     checks=(
-        Check(0, DEEP[0].name, "1/√2", level=0.5**0.5, margin=0.05, says="Xavier: ReLU's std shrinks by 1/√2 a layer"),
+        Check(
+            0,
+            DEEP[0].name,
+            "1/√2",
+            level=0.5**0.5,
+            margin=0.05,
+            says="Xavier: ReLU's std shrinks by 1/√2 a layer",
+        ),
         Check(0, DEEP[1].name, "1", level=1.0, margin=0.05, says="He: ReLU's std keeps (factor 1)"),
-        Check(1, DEEP[1].name, DEEP[0].name, says="He keeps ReLU's gradient through depth better than Xavier"),
-        Check(2, DEEP[1].name, DEEP[0].name, says="He suits ReLU: it trains at depth 20, Xavier does not"),
+        Check(
+            1,
+            DEEP[1].name,
+            DEEP[0].name,
+            says="He keeps ReLU's gradient through depth better than Xavier",
+        ),
+        Check(
+            2,
+            DEEP[1].name,
+            DEEP[0].name,
+            says="He suits ReLU: it trains at depth 20, Xavier does not",
+        ),
         Check(2, DEEP[2].name, DEEP[3].name, says="Xavier suits tanh"),
-        Check(3, SYMMETRIC[1].name, SYMMETRIC[0].name, says="zero init: hidden units stay identical"),
-        Check(2, SYMMETRIC[1].name, SYMMETRIC[0].name, says="zero init: the symmetric net learns less"),
+        Check(
+            3, SYMMETRIC[1].name, SYMMETRIC[0].name, says="zero init: hidden units stay identical"
+        ),
+        Check(
+            2, SYMMETRIC[1].name, SYMMETRIC[0].name, says="zero init: the symmetric net learns less"
+        ),
     ),
     cost_s=1.7,  # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
 )

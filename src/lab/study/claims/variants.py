@@ -71,7 +71,9 @@ RELU_VARIANTS = Claim(
             RELU_WIDE.name,
             says="maxout (k=2) beats ReLU with the same units (it generalises ReLU at twice the weights)",
         ),
-        Check(2, RELU6_HIGH.name, RELU_HIGH.name, says="ReLU6 units pushed above 6 die and stay dead"),
+        Check(
+            2, RELU6_HIGH.name, RELU_HIGH.name, says="ReLU6 units pushed above 6 die and stay dead"
+        ),
     ),
     cost_s=2.2,  # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
 )

@@ -5,4 +5,12 @@ from mnist_lab.models.components.cnn import CNN, ConvBlockSpec
 from mnist_lab.models.components.init import INITS
 from mnist_lab.models.components.mlp import MLP
 
-__all__ = ["ACTIVATIONS", "CNN", "INITS", "MLP", "Activation", "ConvBlockSpec", "resolve_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "CNN",
+    "INITS",
+    "MLP",
+    "Activation",
+    "ConvBlockSpec",
+    "resolve_activation",
+]

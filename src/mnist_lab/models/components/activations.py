@@ -64,7 +64,9 @@ class ActivationSpec:
     factory: Callable[..., nn.Module]
     nonlinearity: str = "linear"
     gain_arg: str | None = None  # the factory argument that is calculate_gain's ``param``
-    pieces_arg: str | None = None  # the factory argument saying how many inputs make one output (maxout's k)
+    pieces_arg: str | None = (
+        None  # the factory argument saying how many inputs make one output (maxout's k)
+    )
     needs_width: bool = False  # the factory takes the layer's unit count first
 
 
@@ -83,7 +85,9 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
     "gelu": ActivationSpec(nn.GELU, "relu"),
     "silu": ActivationSpec(nn.SiLU, "relu"),
     "mish": ActivationSpec(nn.Mish, "relu"),
-    "selu": ActivationSpec(nn.SELU),  # torch's docs: self-normalising nets want the linear (LeCun) gain
+    "selu": ActivationSpec(
+        nn.SELU
+    ),  # torch's docs: self-normalising nets want the linear (LeCun) gain
 }
 
 
@@ -99,9 +103,14 @@ class Activation:
     args: Mapping[str, Any] = field(default_factory=dict)
     param: float | None = None
     pieces: int = 1
+    every: Mapping[str, Any] = field(default_factory=dict)  # args with the factory's defaults
 
     def __call__(self, width: int) -> nn.Module:
-        return self.spec.factory(width, **self.args) if self.spec.needs_width else self.spec.factory(**self.args)
+        return (
+            self.spec.factory(width, **self.args)
+            if self.spec.needs_width
+            else self.spec.factory(**self.args)
+        )
 
     @property
     def nonlinearity(self) -> str:
@@ -123,25 +132,41 @@ def lookup(kind: str, registry: Mapping[str, T], name: str) -> T:
 
 
 def _kind(value: Any) -> str | None:
-    return "true or false" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) else None
+    return (
+        "true or false"
+        if isinstance(value, bool)
+        else "a number"
+        if isinstance(value, (int, float))
+        else None
+    )
 
 
-def check_args(kind: str, name: str, fn: Callable[..., Any], args: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_args(
+    kind: str, name: str, fn: Callable[..., Any], args: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Every argument ``fn`` runs with (its defaults, overridden by ``args``), failing early on a bad one.
 
     ``fn`` takes the arguments it has defaults for; a bool's must be a bool, a number's a number.
     """
     params = inspect.signature(fn).parameters.values()
-    defaults = {p.name: p.default for p in params if p.default is not p.empty and p.name != "inplace"}
+    defaults = {
+        p.name: p.default for p in params if p.default is not p.empty and p.name != "inplace"
+    }
     if unknown := sorted(set(args or {}) - set(defaults)):
-        raise ConfigError(f"{kind} {name!r} takes no argument {unknown}; it takes: {', '.join(defaults) or 'none'}")
+        raise ConfigError(
+            f"{kind} {name!r} takes no argument {unknown}; it takes: {', '.join(defaults) or 'none'}"
+        )
     for key, value in (args or {}).items():
         if _kind(defaults[key]) not in (None, _kind(value)):
-            raise ConfigError(f"{kind} {name!r}: {key} must be {_kind(defaults[key])}, got {value!r}")
+            raise ConfigError(
+                f"{kind} {name!r}: {key} must be {_kind(defaults[key])}, got {value!r}"
+            )
     return {**defaults, **(args or {})}
 
 
-def resolve_activation(activation: ActivationLike, args: Mapping[str, Any] | None = None) -> Activation:
+def resolve_activation(
+    activation: ActivationLike, args: Mapping[str, Any] | None = None
+) -> Activation:
     """Resolve ``activation`` once, like timm's ``get_act_layer``; fail early on a bad name or argument.
 
     ``activation`` is a registry name (``"leaky_relu"``), an ``nn.Module`` class (``nn.Hardswish``, which
@@ -150,7 +175,9 @@ def resolve_activation(activation: ActivationLike, args: Mapping[str, Any] | Non
     """
     if isinstance(activation, Activation):
         if args:
-            raise ConfigError("give the arguments of a resolved Activation when resolving it, not again")
+            raise ConfigError(
+                "give the arguments of a resolved Activation when resolving it, not again"
+            )
         return activation
     if isinstance(activation, str) and "." in activation:
         cls = pydoc.locate(activation)
@@ -160,7 +187,9 @@ def resolve_activation(activation: ActivationLike, args: Mapping[str, Any] | Non
     if isinstance(activation, str):
         name, spec = activation, lookup("activation", ACTIVATIONS, activation)
     elif isinstance(activation, type) and issubclass(activation, nn.Module):
-        registered = [n for n, s in ACTIVATIONS.items() if s.factory is activation]  # so nn.Tanh gets tanh's gain
+        registered = [
+            n for n, s in ACTIVATIONS.items() if s.factory is activation
+        ]  # so nn.Tanh gets tanh's gain
         name = registered[0] if registered else f"{activation.__module__}.{activation.__qualname__}"
         spec = ACTIVATIONS[name] if registered else ActivationSpec(activation)
     else:
@@ -170,4 +199,4 @@ def resolve_activation(activation: ActivationLike, args: Mapping[str, Any] | Non
     if pieces < 1:
         raise ConfigError(f"{name} needs at least 1 piece, got {pieces}")
     param = float(every[spec.gain_arg]) if spec.gain_arg else None
-    return Activation(name, spec, dict(args or {}), param, pieces)
+    return Activation(name, spec, dict(args or {}), param, pieces, every)

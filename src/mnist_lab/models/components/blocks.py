@@ -7,7 +7,7 @@ choice, or after it): ``block.layer`` holds the weights, ``block.act`` produces 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
@@ -35,14 +35,20 @@ class HiddenBlock(nn.Module):
     ) -> None:
         super().__init__()
         if norm_position not in ("before", "after"):
-            raise ConfigError(f"batch_norm_position must be 'before' or 'after', got {norm_position!r}")
+            raise ConfigError(
+                f"batch_norm_position must be 'before' or 'after', got {norm_position!r}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         # The layer emits a piece per input of the activation (maxout: k x width); BN before replaces its bias.
         self.layer = layer(width * act.pieces, bias=not (batch_norm and norm_position == "before"))
         self.norm_position = norm_position
         norm = nn.BatchNorm2d if isinstance(self.layer, nn.Conv2d) else nn.BatchNorm1d
-        self.norm = norm(width * act.pieces if norm_position == "before" else width) if batch_norm else nn.Identity()
+        self.norm = (
+            norm(width * act.pieces if norm_position == "before" else width)
+            if batch_norm
+            else nn.Identity()
+        )
         self.act = act(width)
         self.pool = nn.Identity() if pool is None else pool
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -62,8 +68,16 @@ class Network(nn.Module):
 
     blocks: nn.ModuleList
     output: nn.Linear
+    act: Activation
+    init_args: dict[str, Any]
+
+    def effective_args(self) -> dict[str, Any]:
+        """The activation's and the init's arguments as used, defaults included (a run's params)."""
+        return {"activation_args": dict(self.act.every), "weight_init_args": dict(self.init_args)}
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
-            x = block(x.flatten(1) if isinstance(block.layer, nn.Linear) else x)  # dense layers take flat input
+            x = block(
+                x.flatten(1) if isinstance(block.layer, nn.Linear) else x
+            )  # dense layers take flat input
         return self.output(x.flatten(1))

@@ -31,7 +31,12 @@ class ConvBlockSpec:
     pool_size: int = 2
 
 
-DEFAULT_BLOCKS = (ConvBlockSpec(32), ConvBlockSpec(32, pool="max"), ConvBlockSpec(64), ConvBlockSpec(64, pool="max"))
+DEFAULT_BLOCKS = (
+    ConvBlockSpec(32),
+    ConvBlockSpec(32, pool="max"),
+    ConvBlockSpec(64),
+    ConvBlockSpec(64, pool="max"),
+)
 
 
 class CNN(Network):
@@ -56,10 +61,14 @@ class CNN(Network):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        specs = [ConvBlockSpec(**b) if isinstance(b, Mapping) else b for b in blocks or DEFAULT_BLOCKS]
+        specs = [
+            ConvBlockSpec(**b) if isinstance(b, Mapping) else b for b in blocks or DEFAULT_BLOCKS
+        ]
         act = resolve_activation(activation, activation_args)
         if head_width < 0 or num_classes <= 0:
-            raise ConfigError(f"need head_width >= 0 and num_classes > 0, got {head_width} and {num_classes}")
+            raise ConfigError(
+                f"need head_width >= 0 and num_classes > 0, got {head_width} and {num_classes}"
+            )
         self.blocks = nn.ModuleList()
         in_channels = input_shape[0]
         for s in specs:
@@ -74,17 +83,26 @@ class CNN(Network):
                 dilation=s.dilation,
             )
             pool = lookup("pool", POOLS, s.pool)(s.pool_size)
-            self.blocks.append(HiddenBlock(conv, s.channels, act, batch_norm, batch_norm_position, dropout, pool))
+            self.blocks.append(
+                HiddenBlock(conv, s.channels, act, batch_norm, batch_norm_position, dropout, pool)
+            )
             in_channels = s.channels
         try:  # size the head by tracing a dummy batch, in eval mode so batch norm's statistics stay put
             with torch.no_grad():
-                features = nn.Sequential(*self.blocks).eval()(torch.zeros(2, *input_shape))[0].numel()
+                features = (
+                    nn.Sequential(*self.blocks).eval()(torch.zeros(2, *input_shape))[0].numel()
+                )
         except RuntimeError as err:
-            raise ConfigError(f"conv blocks do not fit a {tuple(input_shape)} input: {err}") from None
+            raise ConfigError(
+                f"conv blocks do not fit a {tuple(input_shape)} input: {err}"
+            ) from None
         self.train()
         if head_width:
             head = partial(nn.Linear, features)
-            self.blocks.append(HiddenBlock(head, head_width, act, batch_norm, batch_norm_position, dropout))
+            self.blocks.append(
+                HiddenBlock(head, head_width, act, batch_norm, batch_norm_position, dropout)
+            )
             features = head_width
         self.output = nn.Linear(features, num_classes)
-        init_weights(self, weight_init, weight_init_args, act)
+        self.act = act
+        self.init_args = init_weights(self, weight_init, weight_init_args, act)

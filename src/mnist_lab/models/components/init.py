@@ -25,20 +25,32 @@ INITS: dict[str, Callable[..., Any]] = {
     "uniform": lambda w, nl, p, a=-0.05, b=0.05: nn.init.uniform_(w, a=a, b=b),
     "xavier_uniform": lambda w, nl, p: nn.init.xavier_uniform_(w, gain=_gain(nl, p)),
     "xavier_normal": lambda w, nl, p: nn.init.xavier_normal_(w, gain=_gain(nl, p)),
-    "kaiming_uniform": lambda w, nl, p, mode="fan_in": nn.init.kaiming_uniform_(w, p or 0.0, mode, nl),
-    "kaiming_normal": lambda w, nl, p, mode="fan_in": nn.init.kaiming_normal_(w, p or 0.0, mode, nl),
+    "kaiming_uniform": lambda w, nl, p, mode="fan_in": nn.init.kaiming_uniform_(
+        w, p or 0.0, mode, nl
+    ),
+    "kaiming_normal": lambda w, nl, p, mode="fan_in": nn.init.kaiming_normal_(
+        w, p or 0.0, mode, nl
+    ),
     "orthogonal": lambda w, nl, p: nn.init.orthogonal_(w, gain=_gain(nl, p)),
     # N(0, 1/fan_in) whatever the activation: the init SELU's self-normalisation assumes.
-    "lecun_normal": lambda w, nl, p: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="linear"),
+    "lecun_normal": lambda w, nl, p: nn.init.kaiming_normal_(
+        w, mode="fan_in", nonlinearity="linear"
+    ),
 }
 
 
-def init_weights(net: Network, scheme: str, args: Mapping[str, Any] | None, act: Activation) -> None:
-    """Init every hidden layer of ``net`` for ``act``'s gain and its output layer as linear, biases at zero."""
+def init_weights(
+    net: Network, scheme: str, args: Mapping[str, Any] | None, act: Activation
+) -> dict[str, Any]:
+    """Init every hidden layer of ``net`` for ``act``'s gain and its output layer as linear, biases at
+    zero; the init's arguments, its defaults included."""
     init = lookup("init", INITS, scheme)
     every = check_args("init", scheme, init, args)
-    layers = [(block.layer, act.nonlinearity, act.param) for block in net.blocks] + [(net.output, "linear", None)]
+    layers = [(block.layer, act.nonlinearity, act.param) for block in net.blocks] + [
+        (net.output, "linear", None)
+    ]
     for layer, nonlinearity, param in layers:
         init(layer.weight, nonlinearity, param, **every)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
+    return every

@@ -47,15 +47,22 @@ class MLP(Network):
         act = resolve_activation(activation, activation_args)
         if hidden_sizes is None:
             if depth < 0 or width <= 0:
-                raise ConfigError(f"depth must be >= 0 and width must be positive, got {depth} and {width}")
+                raise ConfigError(
+                    f"depth must be >= 0 and width must be positive, got {depth} and {width}"
+                )
             hidden_sizes = [width] * depth
         if min([*hidden_sizes, num_classes]) <= 0:
-            raise ConfigError(f"hidden_sizes and num_classes must be positive, got {hidden_sizes} and {num_classes}")
+            raise ConfigError(
+                f"hidden_sizes and num_classes must be positive, got {hidden_sizes} and {num_classes}"
+            )
         in_features = math.prod(input_shape)
         self.blocks = nn.ModuleList()
         for width in hidden_sizes:
             layer = partial(nn.Linear, in_features)
-            self.blocks.append(HiddenBlock(layer, width, act, batch_norm, batch_norm_position, dropout))
+            self.blocks.append(
+                HiddenBlock(layer, width, act, batch_norm, batch_norm_position, dropout)
+            )
             in_features = width
         self.output = nn.Linear(in_features, num_classes)
-        init_weights(self, weight_init, weight_init_args, act)
+        self.act = act
+        self.init_args = init_weights(self, weight_init, weight_init_args, act)

@@ -13,7 +13,10 @@ from mnist_lab.errors import ConfigError
 
 NET, OPTIMIZER = "model.net.init_args", "model.optimizer.init_args"
 SHORT_NAMES = {  # the `make train` variables' arguments, by a readable name
-    **{name: f"{NET}.{name}" for name in ("activation", "weight_init", "dropout", "batch_norm", "depth", "width")},
+    **{
+        name: f"{NET}.{name}"
+        for name in ("activation", "weight_init", "dropout", "batch_norm", "depth", "width")
+    },
     "lr": f"{OPTIMIZER}.lr",
     "weight_decay": f"{OPTIMIZER}.weight_decay",
     "batch_size": "data.batch_size",
@@ -47,7 +50,10 @@ class SweepSpec:
         """A trial's CLI arguments, as ``make train`` would pass them; the values (JSON: ``true``) come last, so win."""
         configs = [arg for config in self.configs for arg in ("--config", str(config))]
         logger = f"--trainer.logger.init_args.experiment_name={self.experiment}"
-        values = [f"--{cli_path(name)}={v if isinstance(v, str) else json.dumps(v)}" for name, v in params.items()]
+        values = [
+            f"--{cli_path(name)}={v if isinstance(v, str) else json.dumps(v)}"
+            for name, v in params.items()
+        ]
         return ["fit", *configs, *map(str, self.args), *extra, logger, *values]
 
 
@@ -65,7 +71,9 @@ def parameter(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
     """Check a parameter by building its distribution now, so that a mistake fails naming it."""
     cli_path(name)
     if not isinstance(spec, dict) or spec.get("type") not in KINDS:
-        raise ConfigError(f"sweep parameter {name!r}: give `type:` one of {sorted(KINDS)} (got {spec!r})")
+        raise ConfigError(
+            f"sweep parameter {name!r}: give `type:` one of {sorted(KINDS)} (got {spec!r})"
+        )
     kind, arguments = spec["type"], {key: value for key, value in spec.items() if key != "type"}
     try:
         if kind == "float":  # YAML reads 1e-4 (no dot) as a string
@@ -84,13 +92,19 @@ def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
         source = path.read_text()
         raw = yaml.safe_load(source) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read the sweep file {path}: {' '.join(str(err).split())}") from None
+        raise ConfigError(
+            f"cannot read the sweep file {path}: {' '.join(str(err).split())}"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("space"), dict) or not raw["space"]:
         raise ConfigError(f"{path}: a sweep file needs a `space:` mapping of parameters")
     keys = {key.name for key in fields(SweepSpec)} - {"source"}
     if unknown := set(raw) - keys:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(keys)}")
-    given = {key: value for key, value in raw.items() if value is not None}  # `args:` with nothing: the default
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(keys)}"
+        )
+    given = {
+        key: value for key, value in raw.items() if value is not None
+    }  # `args:` with nothing: the default
     spec = SweepSpec(**{"study": path.stem, **given}, source=source)
     if spec.direction not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: direction must be maximize or minimize, got {spec.direction!r}")

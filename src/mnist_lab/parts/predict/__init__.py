@@ -4,6 +4,7 @@ light on dark (inverted when the background is light), normalised with the stati
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +12,12 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
-from mnist_lab.checkpoints import resolve
 from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
 from mnist_lab.errors import DataError
-from mnist_lab.models.classifier import Classifier
-from mnist_lab.tracking.logger import resolve_tracking_uri
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+WORKING_SIZE = 512  # a large photo is shrunk to this first: a 12000 px image needs no 1.8 GB
 
 
 def find_images(path: str | Path) -> list[Path]:
@@ -29,7 +28,11 @@ def find_images(path: str | Path) -> list[Path]:
     found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     found = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
     if not found:
-        raise DataError(f"{path} is not a PNG or JPG file" if path.is_file() else f"no PNG or JPG files in {path}")
+        raise DataError(
+            f"{path} is not a PNG or JPG file"
+            if path.is_file()
+            else f"no PNG or JPG files in {path}"
+        )
     return found
 
 
@@ -37,14 +40,24 @@ def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_ST
     """One image file as a ``(1, 28, 28)`` input, normalised with ``mean`` and ``std`` (MNIST's by default)."""
     try:
         with Image.open(path) as opened:
+            opened.draft(
+                "RGB", (WORKING_SIZE, WORKING_SIZE)
+            )  # a JPEG decodes at a fraction of its size
+            opened.thumbnail((WORKING_SIZE, WORKING_SIZE))
             image = ImageOps.exif_transpose(opened)
-            if "A" in image.getbands() or "transparency" in image.info:  # as if printed on white paper
-                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+            if (
+                "A" in image.getbands() or "transparency" in image.info
+            ):  # as if printed on white paper
+                image = Image.alpha_composite(
+                    Image.new("RGBA", image.size, "white"), image.convert("RGBA")
+                )
             grey = image.convert("L")
     except (OSError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
         raise DataError(f"cannot read image {path}: {err}") from None
     pixels = np.asarray(grey)
-    background = int(np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])))
+    background = int(
+        np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]))
+    )
     side = max(grey.size)
     square = Image.new("L", (side, side), background)
     square.paste(grey, ((side - grey.width) // 2, (side - grey.height) // 2))
@@ -54,14 +67,9 @@ def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_ST
     return normalise(torch.tensor(small)[None], mean, std)[0]
 
 
-def load_classifier(ckpt_or_run_id: str | Path) -> nn.Module:
-    """A model from images to logits, in eval mode on the CPU, from a checkpoint or an MLflow run id (its best
-    checkpoint), with ``model.dataset`` naming its data. Load only checkpoints you trust: they are pickles."""
-    path = resolve(str(ckpt_or_run_id), Path("."), resolve_tracking_uri(), which="best")
-    model = Classifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).eval()
-    data = torch.load(path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters") or {}
-    model.dataset = data.get("dataset") or "mnist"
-    return model
+def blank(image: Tensor) -> bool:
+    """An input with (almost) one grey level: nothing to classify, whatever the network answers."""
+    return float(image.max() - image.min()) < 0.1  # about 8 grey levels of MNIST's spread
 
 
 @torch.no_grad()
@@ -69,4 +77,10 @@ def predict_images(model: nn.Module, paths: list[Path], batch_size: int = 256) -
     """Class probabilities ``(len(paths), num_classes)``, one row per image, in order."""
     spec = get_dataset(getattr(model, "dataset", "mnist"))
     inputs = torch.stack([load_digit(p, spec.mean, spec.std) for p in paths])
+    for path, image in zip(paths, inputs, strict=True):
+        if blank(image):
+            print(
+                f"warning: {path} is blank (one grey level): its prediction means nothing",
+                file=sys.stderr,
+            )
     return torch.cat([model(batch).softmax(dim=1) for batch in inputs.split(batch_size)])
