@@ -2,7 +2,7 @@
 # make team-up | team-down: what a team runs, on this one machine: PostgreSQL (Debian's package) holding the
 # MLflow store and the sweeps' Optuna studies, and `mlflow server` over it with an artifact folder, on free local
 # ports. `up` prints the two exports that point every target there, and reuses what is already up.
-# Data: $TEAM_DIR (default .team/): pg/ (the cluster, its log), artifacts/, mlflow.log, *.port, mlflow.pid.
+# Data: $TEAM_DIR (default .team/): pg/ (the cluster, its log; see PG below), artifacts/, mlflow.log, *.port.
 set -euo pipefail
 TEAM=$(realpath -m "${TEAM_DIR:-.team}")
 PY=${PY:-.venv/bin/python}
@@ -10,19 +10,26 @@ PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }  # postgres refuses root
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pg_up() { [ -f "$TEAM/pg.port" ] && as_pg "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$(cat "$TEAM/pg.port")"; }
+# The cluster: $TEAM/pg, or, where PostgreSQL's own user cannot enter $TEAM (as root, a clone under
+# /root or a mktemp -d folder, mode 0700), a folder of that user's home named after $TEAM.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$TEAM" 2>/dev/null; then
+	PG=${PG_DIR:-/var/lib/postgresql/mnist-lab-$(printf %s "$TEAM" | sha1sum | cut -c1-12)}
+else
+	PG=${PG_DIR:-$TEAM/pg}
+fi
 mlflow_up() { [ -f "$TEAM/mlflow.port" ] && curl -sf "http://127.0.0.1:$(cat "$TEAM/mlflow.port")/health" >/dev/null; }
 
 up() {
 	[ -x "$PGBIN/initdb" ] || { echo "error: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql" >&2; exit 2; }
-	mkdir -p "$TEAM/pg" "$TEAM/artifacts"
-	[ "$(id -u)" = 0 ] && chown postgres "$TEAM/pg"
-	if [ ! -f "$TEAM/pg/data/PG_VERSION" ]; then  # local connections only, no password: a real host sets one
-		as_pg "$PGBIN/initdb" -D "$TEAM/pg/data" -U mlflow --auth=trust >"$TEAM/pg/initdb.log"
+	mkdir -p "$PG" "$TEAM/artifacts"
+	if [ "$(id -u)" = 0 ]; then chown postgres "$PG"; fi
+	if [ ! -f "$PG/data/PG_VERSION" ]; then  # local connections only, no password: a real host sets one
+		as_pg "$PGBIN/initdb" -D "$PG/data" -U mlflow --auth=trust >"$PG/initdb.log"
 	fi
 	if ! pg_up; then
 		free_port >"$TEAM/pg.port"
-		as_pg "$PGBIN/pg_ctl" -D "$TEAM/pg/data" -l "$TEAM/pg/postgres.log" -w start \
-			-o "-h 127.0.0.1 -p $(cat "$TEAM/pg.port") -k $TEAM/pg" >/dev/null
+		as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/postgres.log" -w start \
+			-o "-h 127.0.0.1 -p $(cat "$TEAM/pg.port") -k $PG" >/dev/null
 	fi
 	local pg="postgresql+psycopg2://mlflow@127.0.0.1:$(cat "$TEAM/pg.port")"  # SQLAlchemy 2.1's default is psycopg 3
 	for db in mlflow optuna; do
@@ -30,15 +37,19 @@ up() {
 			[[ $out == *"already exists"* ]] || { echo "error: createdb $db: $out" >&2; exit 1; }
 	done
 	if ! mlflow_up; then
-		free_port >"$TEAM/mlflow.port"
-		# not MLflow 3's GenAI job runner (8 more processes, ~1.7 GB), unless asked for
+		rm -f "$TEAM/mlflow.port"
+		# not MLflow 3's GenAI job runner (8 more processes, ~1.7 GB), unless asked for; port 0: the
+		# server picks a free one and says which (no race with another process for a port chosen here)
 		MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
-			setsid "$(dirname "$PY")/mlflow" server --host 127.0.0.1 --port "$(cat "$TEAM/mlflow.port")" \
+			PYTHONWARNINGS=ignore::starlette.exceptions.StarletteDeprecationWarning \
+			setsid "$(dirname "$PY")/mlflow" server --host 127.0.0.1 --port 0 \
 			--backend-store-uri "$pg/mlflow" --artifacts-destination "$TEAM/artifacts" >"$TEAM/mlflow.log" 2>&1 &
 		echo $! >"$TEAM/mlflow.pid"
-		for _ in $(seq 180); do  # the first start creates the schema
+		for _ in $(seq 360); do  # the first start creates the schema
+			port=$(sed -n 's|.*Uvicorn running on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TEAM/mlflow.log" | head -n1)
+			[ -n "$port" ] && echo "$port" >"$TEAM/mlflow.port"
 			mlflow_up || ! kill -0 "$(cat "$TEAM/mlflow.pid")" 2>/dev/null && break
-			sleep 1
+			sleep 0.5
 		done
 		mlflow_up || { echo "error: mlflow server did not start; see $TEAM/mlflow.log" >&2; tail -n 5 "$TEAM/mlflow.log" >&2; exit 1; }
 	fi
@@ -52,8 +63,8 @@ down() {
 		for _ in $(seq 100); do kill -0 "$(cat "$TEAM/mlflow.pid")" 2>/dev/null || break; sleep 0.3; done
 		rm -f "$TEAM/mlflow.pid" "$TEAM/mlflow.port"
 	fi
-	if [ -f "$TEAM/pg/data/postmaster.pid" ]; then
-		as_pg "$PGBIN/pg_ctl" -D "$TEAM/pg/data" -m fast -w stop >/dev/null
+	if [ -f "$PG/data/postmaster.pid" ]; then
+		as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null
 	fi
 	echo "stopped; the data stays in $TEAM (rm -rf it to start afresh)"
 }

@@ -1,19 +1,75 @@
-"""Shared fixtures: a fake MNIST on disk, a throwaway MLflow store, the real MNIST when present."""
+"""Shared fixtures (a fake MNIST in real IDX files, stores and runs built once and copied per test,
+the real MNIST) and the suite's rules: every global a test changes is restored, a fast-tier test
+starts no process, the heaviest tests start first, and the slow unmarked ones are named."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import mlflow
 import pytest
 import torch
+from filelock import FileLock
 
+from helpers import PauseAt, Snapshot, store_uri
 from mnist_fakes import write_fake_mnist
+from tiny_cli import tiny_args, tiny_cnn
 
-# The tests train tiny networks, where a second intra-op thread only adds waiting (most of all on a
-# shared CPU): one thread makes the fast tier several times faster. Subprocesses keep torch's default.
+# Tiny networks: a second intra-op thread only adds waiting. Subprocesses keep torch's default.
 torch.set_num_threads(1)
+TIERS = ("slow", "subprocess", "server", "browser")  # `make test-fast` runs the tests with none
+FIRST = {"browser": 0, "server": 0, "subprocess": 1, "slow": 2}  # the heaviest start first
+UNMARKED_LIMIT_S = 2.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: min((FIRST[m.name] for m in item.iter_markers() if m.name in FIRST), default=3))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name every unmarked (fast-tier) test that took longer than it may: it belongs in a slow tier."""
+    reports = [r for r in terminalreporter.stats.get("passed", []) if r.when == "call"]
+    unmarked = [r for r in reports if not any(tier in r.keywords for tier in TIERS)]
+    slow = [f"  {r.nodeid}: {r.duration:.1f} s" for r in unmarked if r.duration > UNMARKED_LIMIT_S]
+    if slow:
+        terminalreporter.write_line(f"unmarked tests over {UNMARKED_LIMIT_S} s (mark them slow):")
+        for line in slow:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def restored_globals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment, working directory, signal handlers and MLflow's tracking URI as they were;
+    in the fast tier, no process may start (``git``, which the run record asks, excepted)."""
+    environ, cwd, uri = dict(os.environ), Path.cwd(), mlflow.get_tracking_uri()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    if not any(request.node.get_closest_marker(tier) for tier in TIERS):
+        popen = subprocess.Popen.__init__
+
+        def no_process(self: subprocess.Popen, args: object, *rest: object, **kw: object) -> None:
+            program = Path(str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]).name
+            if program != "git":
+                raise AssertionError(f"a fast-tier test started {program}: mark it subprocess")
+            popen(self, args, *rest, **kw)
+
+        def no_child(self: BaseProcess) -> None:
+            raise AssertionError("a fast-tier test started a process: mark it subprocess")
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+        monkeypatch.setattr(BaseProcess, "start", no_child)
+    yield
+    mlflow.set_tracking_uri(uri)
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
 
 
 @pytest.fixture(scope="session")
@@ -23,35 +79,115 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A torchvision root holding a small learnable MNIST in real IDX files."""
-    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"))
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``shared(name, build)``: a folder that ``build`` fills once for every xdist worker."""
+    root = tmp_path_factory.getbasetemp().parent / "shared"
+    root.mkdir(exist_ok=True)
+
+    def get(name: str, build: Callable[[Path], object]) -> Path:
+        folder = root / name
+        with FileLock(str(root / f"{name}.lock")):
+            if not (folder / ".done").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                build(folder)
+                (folder / ".done").touch()
+        return folder
+
+    return get
 
 
 @pytest.fixture(scope="session")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty sqlite MLflow store with its schema created once (the migrations take seconds)."""
-    from mlflow import MlflowClient
+def fake_mnist(shared: Callable) -> Path:
+    """A torchvision root holding a small learnable MNIST in real IDX files."""
+    return shared("fake_mnist", write_fake_mnist)
 
-    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
+
+@pytest.fixture(scope="session")
+def empty_store(shared: Callable) -> Path:
+    """An empty sqlite MLflow store, its schema made once (the migrations take seconds)."""
+
+    def build(folder: Path) -> None:
+        mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+
+    return shared("empty_store", build) / "mlflow.db"
 
 
 @pytest.fixture
 def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh sqlite MLflow store for one test (a copy of ``empty_store``); the CLI finds it in the environment."""
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    """A fresh local store for one test (``mlruns/`` in the test's folder, its working directory); the
+    CLI finds it in the environment."""
     (tmp_path / "mlruns").mkdir()
     shutil.copy(empty_store, tmp_path / "mlruns" / "mlflow.db")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri(tmp_path))
     monkeypatch.chdir(tmp_path)
-    return uri
+    return store_uri(tmp_path)
+
+
+def snapshot(shared: Callable, name: str, empty_store: Path, args: list[str], stop: int | None = None) -> Snapshot:
+    """One CLI run of ``args`` in a store of its own, built once; ``stop``: stopped at that step
+    as a signal would (KILLED, with ``last.ckpt``)."""
+    from mnist_lab.cli import main
+    from mnist_lab.recovery import REQUEST
+
+    class StopAt(PauseAt):
+        def on_train_batch_start(self, trainer: object, *rest: object) -> None:
+            if trainer.global_step == self.step:
+                REQUEST.handle(signal.SIGINT, None)
+
+    def build(folder: Path) -> None:
+        (folder / "mlruns").mkdir()
+        shutil.copy(empty_store, folder / "mlruns" / "mlflow.db")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(folder)
+            mp.setenv("MLFLOW_TRACKING_URI", store_uri(folder))
+            try:
+                main(args, callbacks=[StopAt(stop)] if stop is not None else ())
+            except SystemExit as end:
+                assert stop is not None and end.code == 130, f"the {name} snapshot failed: {end.code}"
+        (run,) = mlflow.MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}").search_runs(["1"])
+        (folder / "run_id").write_text(run.info.run_id)
+
+    folder = shared(name, build)
+    return Snapshot(folder, (folder / "run_id").read_text())
+
+
+@pytest.fixture(scope="session")
+def finished_mlp(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snapshot:
+    """A finished MLP run as `make train` makes it, every part on (read it; clone it to change it)."""
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--model.net.init_args.width=64", lean=False)
+    return snapshot(shared, "finished_mlp", empty_store, [*args, "--model.net.init_args.activation=leaky_relu"])
+
+
+@pytest.fixture(scope="session")
+def finished_cnn(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snapshot:
+    """A finished small CNN run, every part on."""
+    return snapshot(shared, "finished_cnn", empty_store, tiny_cnn(fake_mnist, lean=False))
+
+
+@pytest.fixture(scope="session")
+def killed_mlp(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snapshot:
+    """An MLP run stopped at step 20 of 32 (epoch 1) as a signal stops it: KILLED, with last.ckpt."""
+    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false")
+    return snapshot(shared, "killed_mlp", empty_store, args, stop=20)
+
+
+@pytest.fixture
+def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Snapshot], Snapshot]:
+    """``clone(snapshot)``: a copy in the test's folder, which becomes the working directory."""
+
+    def make(source: Snapshot) -> Snapshot:
+        copy = source.clone(tmp_path)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", copy.uri)
+        monkeypatch.chdir(tmp_path)
+        return copy
+
+    return make
 
 
 @pytest.fixture(scope="session")
 def real_mnist(repo_root: Path) -> Path:
-    """The real MNIST (``$DATA_DIR``, relative to the repo); in CI its absence is a failure, elsewhere a skip."""
+    """The real MNIST (``$DATA_DIR``, relative to the repo); in CI its absence is a failure."""
     root = repo_root / os.environ.get("DATA_DIR", "data/")
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         if os.environ.get("CI"):

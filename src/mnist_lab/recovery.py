@@ -55,8 +55,8 @@ class StopRequest:
         self.signum, self.at = signum, time.monotonic()
         self.reason = TrainingInterrupted(signum)
         print(
-            f"\n{signal.Signals(signum).name} received: stopping after this batch and saving "
-            "last.ckpt (send it again to stop at once, without a checkpoint)",
+            f"\n{signal.Signals(signum).name} received: stopping after this batch (or this "
+            "validation) with last.ckpt; send it again to stop at once, without a checkpoint",
             file=sys.stderr,
             flush=True,
         )

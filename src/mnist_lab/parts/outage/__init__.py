@@ -137,8 +137,8 @@ class BufferedClient:
         """The fault's one message: what failed, what is kept where, what to do."""
         file = self.file or self.folder() / UNSENT
         return (
-            f"{self.fault}. What it missed is kept in {file}{self.lost}; once the store works again, "
-            f"`python -m mnist_lab.parts.outage {file}` sends it (resuming the run sends it too)"
+            f"{self.fault}; kept in {file}{self.lost}: once the store works, resume the run or "
+            f"send it with `python -m mnist_lab.parts.outage {file}`"
         )
 
 

@@ -1,0 +1,157 @@
+"""What the tests share: a run store to copy, a callback that pauses a run for a signal, a server on
+a port of its own choosing, and waiting on a file that a blocked process wrote."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from mnist_lab.names import CHECKPOINT_RUN_KEY
+
+
+
+def store_uri(root: Path) -> str:
+    """The store of a test's folder: absolute, as MLflow caches its stores by URI."""
+    return f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+
+READY = "TEST_READY_FILE"  # where PauseAt says it has paused
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A folder holding a store (``mlruns/``) and checkpoints (``outputs/``) of one or more runs."""
+
+    root: Path
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return store_uri(self.root)
+
+    def clone(self, to: Path) -> Snapshot:
+        """A copy under ``to``, its absolute paths (tags, artifact locations) pointing into the copy."""
+        shutil.copytree(self.root, to, dirs_exist_ok=True)
+        with sqlite3.connect(to / "mlruns" / "mlflow.db") as db:
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                    if column[2].upper().startswith(("VARCHAR", "TEXT")):
+                        db.execute(
+                            f'UPDATE "{table}" SET "{column[1]}" = REPLACE("{column[1]}", ?, ?)',
+                            (str(self.root), str(to)),
+                        )
+        for checkpoint in to.rglob("*.ckpt"):  # each names its run's store
+            state = torch.load(checkpoint, weights_only=False)
+            state[CHECKPOINT_RUN_KEY]["tracking_uri"] = store_uri(to)
+            torch.save(state, checkpoint)
+        return Snapshot(to, self.run_id)
+
+
+def pause_here(what: str) -> None:
+    """Say ``what`` in the ready file, then wait for a signal (the test sends it): no race."""
+    Path(os.environ[READY]).write_text(what)
+    signal.pause()
+
+
+class PauseAt(L.Callback):
+    """At training step ``step`` (or at the test's start, ``step=-1``) this process stops until a
+    signal comes, having said so in ``$TEST_READY_FILE``."""
+
+    def __init__(self, step: int = 1) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            pause_here(f"step {self.step}")
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.step == -1:
+            pause_here("test")
+
+
+def wait_for(path: Path, proc: subprocess.Popen | None = None, timeout: float = 120) -> str:
+    """``path``'s text once it exists; fails if ``proc`` ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"ended (exit {proc.returncode}) before {path.name}:\n{out[-2000:]}{err[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {path} within {timeout} s")
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def env_for(**extra: str) -> dict[str, str]:
+    """This environment for a child process that imports the project's ``src`` and ``tests``."""
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(root / "tests"), str(root / "src")])
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+UVICORN = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def started_server(command: list[str], log: Path, timeout: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Start a server whose command asks for port 0; its process and URI once it answers; stopped
+    (its whole process group) afterwards."""
+    out = log.open("w")
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env_for(**env))
+    try:
+        deadline, uri = time.monotonic() + timeout, None
+        while uri is None or not answers(f"{uri}/health"):
+            found = UVICORN.search(log.read_text())
+            uri = found.group(1) if found else None
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield proc, uri
+    finally:
+        with_group(proc, signal.SIGTERM)
+        out.close()
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def mlflow_server(backend: Path) -> list[str]:
+    """``mlflow server`` over the sqlite file ``backend`` (artifacts beside it) on a port of its own."""
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    where = ["--backend-store-uri", f"sqlite:///{backend}", "--artifacts-destination"]
+    return [mlflow, "server", "--host", "127.0.0.1", "--port", "0", "--workers", "1", *where, str(backend.parent / "art")]
+
+
+def with_group(proc: subprocess.Popen, signum: int, timeout: float = 60) -> int:
+    """Signal ``proc``'s whole process group, wait for ``proc``, kill the group if it lingers."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signum)
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+    return proc.wait()
