@@ -62,7 +62,9 @@ class Snapshot:
 
 
 def pause_here(what: str) -> None:
-    """Say ``what`` in the ready file, then wait for a signal (the test sends it): no race."""
+    """Say ``what`` in the ready file, then wait for a signal (the test sends it): no race.
+    SIGUSR1 only lets the run go on; a stop signal stops it as usual."""
+    signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     Path(os.environ[READY]).write_text(what)
     signal.pause()
 

@@ -9,10 +9,8 @@ import lightning as L
 
 def quiet_trainer(**overrides: Any) -> L.Trainer:
     """``L.Trainer`` with the test defaults below; ``overrides`` win."""
-    defaults: dict[str, Any] = dict(
-        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, accelerator="cpu", devices=1,
-    )  # fmt: skip
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    defaults = {"max_epochs": 1, "enable_checkpointing": False, "accelerator": "cpu", "devices": 1, **quiet}
     return L.Trainer(**{**defaults, **overrides})
 
 

@@ -4,17 +4,14 @@ the printing, not the run."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sys
 from typing import Any, TextIO
 
-GONE = (errno.EPIPE, errno.EIO, errno.ENXIO, errno.EBADF)  # the reader left; the terminal went away
-
 
 class Console:
-    """``sys.stdout`` or ``sys.stderr``; once a write fails because its reader is gone, the stream's
-    descriptor is pointed at ``/dev/null`` (so C code and child processes stop failing too)."""
+    """``sys.stdout`` or ``sys.stderr``; once a write fails (the reader left, the terminal went away,
+    the disk is full), the stream's descriptor points at ``/dev/null``, for C code and children too."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -31,18 +28,14 @@ class Console:
     def write(self, text: str) -> int:
         try:
             return self.stream.write(text)
-        except OSError as err:
-            if err.errno not in GONE:
-                raise
+        except OSError:
             self._gone()
             return len(text)
 
     def flush(self) -> None:
         try:
             self.stream.flush()
-        except OSError as err:
-            if err.errno not in GONE:
-                raise
+        except OSError:
             self._gone()
             with contextlib.suppress(OSError):
                 self.stream.flush()  # what was buffered now goes to /dev/null
