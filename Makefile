@@ -98,7 +98,7 @@ check-port:  # a busy PORT is one error line, not a traceback (serve) or an exit
 # which nothing here uses: off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true is set.
 NO_JOBS := MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 ui: check-port ## Serve the MLflow UI over the store (mlruns/, or MLFLOW_TRACKING_URI) on PORT (default 5000)
-	$(NO_JOBS) PYTHONWARNINGS=ignore::starlette.exceptions.StarletteDeprecationWarning $(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) --backend-store-uri $(STORE) \
+	$(NO_JOBS) PYTHONWARNINGS='ignore:starlette.middleware.wsgi is deprecated' $(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) --backend-store-uri $(STORE) \
 		--artifacts-destination "$$($(PY) -m mnist_lab.names artifacts)"
 
 TEST_JOBS ?= 2#  `make test`: pytest-xdist processes (1: one process, in order)

@@ -41,7 +41,7 @@ up() {
 		# not MLflow 3's GenAI job runner (8 more processes, ~1.7 GB), unless asked for; port 0: the
 		# server picks a free one and says which (no race with another process for a port chosen here)
 		MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
-			PYTHONWARNINGS=ignore::starlette.exceptions.StarletteDeprecationWarning \
+			PYTHONWARNINGS="ignore:starlette.middleware.wsgi is deprecated" \
 			setsid "$(dirname "$PY")/mlflow" server --host 127.0.0.1 --port 0 \
 			--backend-store-uri "$pg/mlflow" --artifacts-destination "$TEAM/artifacts" >"$TEAM/mlflow.log" 2>&1 &
 		echo $! >"$TEAM/mlflow.pid"

@@ -29,11 +29,15 @@ UNMARKED_LIMIT_S = 2.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: min((FIRST[m.name] for m in item.iter_markers() if m.name in FIRST), default=3))
+    items.sort(
+        key=lambda item: min(
+            (FIRST[m.name] for m in item.iter_markers() if m.name in FIRST), default=3
+        )
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Name every unmarked (fast-tier) test that took longer than it may: it belongs in a slow tier."""
+    """Name every unmarked (fast-tier) test that took too long: it belongs in a slow tier."""
     reports = [r for r in terminalreporter.stats.get("passed", []) if r.when == "call"]
     unmarked = [r for r in reports if not any(tier in r.keywords for tier in TIERS)]
     slow = [f"  {r.nodeid}: {r.duration:.1f} s" for r in unmarked if r.duration > UNMARKED_LIMIT_S]
@@ -44,7 +48,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
-def restored_globals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def restored_globals(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """The environment, working directory, signal handlers and MLflow's tracking URI as they were;
     in the fast tier, no process may start (``git``, which the run record asks, excepted)."""
     environ, cwd, uri = dict(os.environ), Path.cwd(), mlflow.get_tracking_uri()
@@ -53,7 +59,9 @@ def restored_globals(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
         popen = subprocess.Popen.__init__
 
         def no_process(self: subprocess.Popen, args: object, *rest: object, **kw: object) -> None:
-            program = Path(str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]).name
+            program = Path(
+                str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]
+            ).name
             if program != "git":
                 raise AssertionError(f"a fast-tier test started {program}: mark it subprocess")
             popen(self, args, *rest, **kw)
@@ -79,7 +87,9 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], object]], Path]:
+def shared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, Callable[[Path], object]], Path]:
     """``shared(name, build)``: a folder that ``build`` fills once for every xdist worker."""
     root = tmp_path_factory.getbasetemp().parent / "shared"
     root.mkdir(exist_ok=True)
@@ -115,8 +125,8 @@ def empty_store(shared: Callable) -> Path:
 
 @pytest.fixture
 def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh local store for one test (``mlruns/`` in the test's folder, its working directory); the
-    CLI finds it in the environment."""
+    """A fresh local store for one test: ``mlruns/`` in the test's folder, which becomes the
+    working directory; the CLI finds it in the environment."""
     (tmp_path / "mlruns").mkdir()
     shutil.copy(empty_store, tmp_path / "mlruns" / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri(tmp_path))
@@ -124,7 +134,9 @@ def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     return store_uri(tmp_path)
 
 
-def snapshot(shared: Callable, name: str, empty_store: Path, args: list[str], stop: int | None = None) -> Snapshot:
+def snapshot(
+    shared: Callable, name: str, empty_store: Path, args: list[str], stop: int | None = None
+) -> Snapshot:
     """One CLI run of ``args`` in a store of its own, built once; ``stop``: stopped at that step
     as a signal would (KILLED, with ``last.ckpt``)."""
     from mnist_lab.cli import main
@@ -144,8 +156,12 @@ def snapshot(shared: Callable, name: str, empty_store: Path, args: list[str], st
             try:
                 main(args, callbacks=[StopAt(stop)] if stop is not None else ())
             except SystemExit as end:
-                assert stop is not None and end.code == 130, f"the {name} snapshot failed: {end.code}"
-        (run,) = mlflow.MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}").search_runs(["1"])
+                assert stop is not None and end.code == 130, (
+                    f"the {name} snapshot failed: {end.code}"
+                )
+        (run,) = mlflow.MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}").search_runs(
+            ["1"]
+        )
         (folder / "run_id").write_text(run.info.run_id)
 
     folder = shared(name, build)
@@ -154,9 +170,13 @@ def snapshot(shared: Callable, name: str, empty_store: Path, args: list[str], st
 
 @pytest.fixture(scope="session")
 def finished_mlp(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snapshot:
-    """A finished MLP run as `make train` makes it, every part on (read it; clone it to change it)."""
-    args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--model.net.init_args.width=64", lean=False)
-    return snapshot(shared, "finished_mlp", empty_store, [*args, "--model.net.init_args.activation=leaky_relu"])
+    """A finished MLP run as `make train` makes it, every part on (read it, or clone it)."""
+    args = tiny_args(
+        "fit", fake_mnist, "--trainer.max_epochs=2", "--model.net.init_args.width=64", lean=False
+    )
+    return snapshot(
+        shared, "finished_mlp", empty_store, [*args, "--model.net.init_args.activation=leaky_relu"]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -167,7 +187,7 @@ def finished_cnn(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snaps
 
 @pytest.fixture(scope="session")
 def killed_mlp(shared: Callable, empty_store: Path, fake_mnist: Path) -> Snapshot:
-    """An MLP run stopped at step 20 of 32 (epoch 1) as a signal stops it: KILLED, with last.ckpt."""
+    """An MLP run stopped at step 20 of 32 as a signal stops it: KILLED, with last.ckpt."""
     args = tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false")
     return snapshot(shared, "killed_mlp", empty_store, args, stop=20)
 

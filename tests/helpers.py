@@ -24,10 +24,10 @@ import torch
 from mnist_lab.names import CHECKPOINT_RUN_KEY
 
 
-
 def store_uri(root: Path) -> str:
     """The store of a test's folder: absolute, as MLflow caches its stores by URI."""
     return f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+
 
 READY = "TEST_READY_FILE"  # where PauseAt says it has paused
 
@@ -44,10 +44,12 @@ class Snapshot:
         return store_uri(self.root)
 
     def clone(self, to: Path) -> Snapshot:
-        """A copy under ``to``, its absolute paths (tags, artifact locations) pointing into the copy."""
+        """A copy under ``to``, its absolute paths (tags, artifact locations) into the copy."""
         shutil.copytree(self.root, to, dirs_exist_ok=True)
         with sqlite3.connect(to / "mlruns" / "mlflow.db") as db:
-            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for (table,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            ).fetchall():
                 for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
                     if column[2].upper().startswith(("VARCHAR", "TEXT")):
                         db.execute(
@@ -92,7 +94,9 @@ def wait_for(path: Path, proc: subprocess.Popen | None = None, timeout: float = 
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
             err = proc.stderr.read() if proc.stderr else ""
-            raise AssertionError(f"ended (exit {proc.returncode}) before {path.name}:\n{out[-2000:]}{err[-3000:]}")
+            raise AssertionError(
+                f"ended (exit {proc.returncode}) before {path.name}:\n{out[-2000:]}{err[-3000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"no {path} within {timeout} s")
         time.sleep(0.05)
@@ -110,12 +114,16 @@ UVICORN = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager
-def started_server(command: list[str], log: Path, timeout: float = 120) -> Iterator[tuple[subprocess.Popen, str]]:
+def started_server(
+    command: list[str], log: Path, timeout: float = 120
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """Start a server whose command asks for port 0; its process and URI once it answers; stopped
     (its whole process group) afterwards."""
     out = log.open("w")
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env_for(**env))
+    proc = subprocess.Popen(
+        command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env_for(**env)
+    )
     try:
         deadline, uri = time.monotonic() + timeout, None
         while uri is None or not answers(f"{uri}/health"):
@@ -139,10 +147,21 @@ def answers(url: str) -> bool:
 
 
 def mlflow_server(backend: Path) -> list[str]:
-    """``mlflow server`` over the sqlite file ``backend`` (artifacts beside it) on a port of its own."""
+    """``mlflow server`` over the sqlite file ``backend`` (artifacts beside it), on port 0."""
     mlflow = str(Path(sys.executable).parent / "mlflow")
     where = ["--backend-store-uri", f"sqlite:///{backend}", "--artifacts-destination"]
-    return [mlflow, "server", "--host", "127.0.0.1", "--port", "0", "--workers", "1", *where, str(backend.parent / "art")]
+    return [
+        mlflow,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        "1",
+        *where,
+        str(backend.parent / "art"),
+    ]
 
 
 def with_group(proc: subprocess.Popen, signum: int, timeout: float = 60) -> int:

@@ -1,4 +1,4 @@
-"""`make ui` serves the store: its REST API answers, and headless Chromium finds a run's val/acc chart."""
+"""`make ui` serves the store: its REST API answers, and headless Chromium finds a run's chart."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from mnist_lab.tracking import RunLogger
+from helpers import Snapshot, started_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -30,89 +28,64 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def job_runners(pgid: int) -> list[str]:
     """The MLflow job-runner processes (huey consumers) in process group ``pgid``."""
-    table = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True).stdout
-    return [line for line in table.splitlines() if line.split()[0] == str(pgid) and "mlflow.server.jobs" in line]
+    table = subprocess.run(
+        ["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line
+        for line in table.splitlines()
+        if line.split()[0] == str(pgid) and "mlflow.server.jobs" in line
+    ]
 
 
 def get(url: str, body: dict | None = None) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if body is not None else {}
-    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, data=data, headers=headers), timeout=10
+    ) as r:
         return r.read()
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str, str]:
-    """A store with a run that has a val/acc history: (uri, experiment id, run id, run name).
+def store(
+    finished_mlp: Snapshot, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str, str, str]:
+    """A copy of a finished run's store: (uri, experiment id, run id, run name).
 
     ``UI_STORE=sqlite:///mlruns/mlflow.db`` points it at a real store's newest `mnist` run instead,
     which is how README's screenshot is taken (with ``UI_SCREENSHOT=docs/mlflow-ui.png``).
     """
-    if os.environ.get("UI_STORE"):
-        client = MlflowClient(os.environ["UI_STORE"])
-        experiment = client.get_experiment_by_name("mnist")
-        run = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=1)[0]
-        return os.environ["UI_STORE"], experiment.experiment_id, run.info.run_id, run.info.run_name
-    root = tmp_path_factory.mktemp("ui")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    logger = RunLogger(
-        experiment_name="mnist-ui",
-        run_name="mlp-relu-kaiming_normal",
-        tracking_uri=uri,
-        artifact_location=(root / "artifacts").as_uri(),
-    )
-    for epoch, acc in enumerate([0.91, 0.95, 0.97]):
-        logger.log_metrics({"val/acc": acc, "val/loss": 1 - acc}, step=epoch)
-    logger.log_hyperparams({"model.net.activation": "relu"})
-    logger.finalize("success")
-    return uri, logger.experiment_id, logger.run_id, "mlp-relu-kaiming_normal"
+    uri = os.environ.get("UI_STORE") or finished_mlp.clone(tmp_path_factory.mktemp("ui")).uri
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist")
+    run = client.search_runs(
+        [experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=1
+    )[0]
+    return uri, experiment.experiment_id, run.info.run_id, run.info.run_name
 
 
 @pytest.fixture(scope="module")
-def ui(repo_root: Path, store: tuple[str, str, str, str]) -> Iterator[tuple[str, int]]:
-    """`make ui` on a free port over the store; yields its base URL and process group."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0]}
-    proc = subprocess.Popen(
-        ["make", "-s", "ui", f"PORT={port}"],
-        cwd=repo_root,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                get(f"{base}/health")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("make ui did not start") from None
-                time.sleep(0.5)
-        yield base, proc.pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+def ui(repo_root: Path, store: tuple, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """`make ui PORT=0` over the store (the server says its port): (URL, group, log)."""
+    log = tmp_path_factory.mktemp("ui-log") / "ui.log"
+    command = ["make", "-s", "-C", str(repo_root), "ui", "PORT=0"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store[0])
+        with started_server(command, log, timeout=180) as (proc, base):
+            yield base, proc.pid, log
 
 
 @pytest.mark.server
 @pytest.mark.subprocess
 def test_make_ui_answers_the_rest_api_and_serves_the_page(
-    ui: tuple[str, int], store: tuple[str, str, str, str]
+    ui: tuple, store: tuple[str, str, str, str]
 ) -> None:
-    ui, group = ui
+    ui, group, log = ui
     assert not job_runners(group), "MLflow's GenAI job runner: nothing here uses it"
+    assert "Warning" not in log.read_text(), "only what asks something of the user is printed"
     experiments = json.loads(get(f"{ui}/api/2.0/mlflow/experiments/search", {"max_results": 10}))
     assert {"mnist-ui", "mnist"} & {e["name"] for e in experiments["experiments"]}
     run = json.loads(get(f"{ui}/api/2.0/mlflow/runs/get?run_id={store[2]}"))["run"]
@@ -125,7 +98,7 @@ def test_make_ui_answers_the_rest_api_and_serves_the_page(
 @pytest.mark.server
 @pytest.mark.subprocess
 def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
-    ui: tuple[str, int], store: tuple[str, str, str, str], tmp_path: Path
+    ui: tuple, store: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
     ui = ui[0]
     if not Path(CHROMIUM).exists():
@@ -139,7 +112,9 @@ def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{ui}/#/experiments")
-        page.get_by_text("Model training", exact=True).first.click()  # MLflow 3 opens on its GenAI view
+        page.get_by_text(
+            "Model training", exact=True
+        ).first.click()  # MLflow 3 opens on its GenAI view
         expect(page.get_by_text(re.compile(r"^mnist(-ui)?$")).first).to_be_visible(timeout=60_000)
         page.goto(f"{ui}/#/experiments/{experiment_id}/runs")
         expect(page.get_by_text(run_name).first).to_be_visible(timeout=60_000)
@@ -159,14 +134,18 @@ def test_browser_finds_the_experiment_the_run_and_its_val_acc_chart(
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("target", [["ui"], ["serve", "RUN=0123456789abcdef0123456789abcdef"]])
-def test_a_busy_port_is_one_error_line(repo_root: Path, target: list[str]) -> None:
+def test_a_busy_port_is_one_error_line(repo_root: Path) -> None:
+    target = ["ui"]
     with socket.socket() as busy:  # another server on the port
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            ["make", "-s", *target, f"PORT={port}"], cwd=repo_root, capture_output=True, text=True, timeout=60
+            ["make", "-s", *target, f"PORT={port}"],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [

@@ -8,8 +8,9 @@ when their length is given in the config.
 from __future__ import annotations
 
 import math
+import sys
 
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -57,10 +58,12 @@ class CosineDecay(LRScheduler):
         if planned != self.horizon and planned > 1:
             old, self.horizon = self.horizon, planned
             self._apply(self.get_lr())
-            rank_zero_info(
-                f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
-                f"{self.last_epoch} the learning rate is now {self.get_last_lr()[0]:.3g}, decaying to the new end"
-            )
+            if rank_zero_only.rank == 0:  # a note, not a warning: nothing is wrong
+                print(
+                    f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
+                    f"{self.last_epoch} the learning rate is now {self.get_last_lr()[0]:.3g}, decaying to the new end",
+                    file=sys.stderr,
+                )
 
     def factor(self, step: int) -> float:
         """Multiplier of the base LR after ``step`` scheduler steps."""
