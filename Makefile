@@ -57,7 +57,7 @@ TRAIN_ARGS = --config $(CONFIG) $(if $(RECIPE),--config $(RECIPE)) \
 TYPED = $(foreach v,$(sort $(.VARIABLES)),$(if $(and $(filter command line,$(origin $(v))),$(filter-out RESUME,$(v))),$(v)=$(call q,$($(v)))))
 STORE = "$$($(PY) -m mnist_lab.names uri)"#  $MLFLOW_TRACKING_URI, else the local store (names.py says which)
 
-.PHONY: help install check-model train fit-only ui test test-fast lint format rename drop drop-lab clean
+.PHONY: help install check-model train fit-only ui test test-fast lint format rename drop drop-lab fork-check clean
 
 help: ## Show targets and variables
 	@echo "Targets:"
@@ -129,6 +129,9 @@ drop: ## Remove an optional part (code, configs, targets, tests, docs): make dro
 
 drop-lab: ## Remove the lab (the study, diagnostics, bench): make drop PART=lab
 	@$(PYTHON_SYS) scripts/drop.py lab
+
+fork-check: ## A fork's path on a copy: make drop PART (default all), rename, lint, test, a debug train
+	VENV=$(abspath $(VENV)) DATA_DIR=$(call q,$(DATA_DIR)) $(PYTHON_SYS) scripts/fork_check.py $(PART)
 
 clean: ## Remove outputs/ and caches (keeps mlruns/)
 	rm -rf outputs .pytest_cache .ruff_cache
