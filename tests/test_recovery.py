@@ -141,11 +141,16 @@ def test_a_closed_terminal_or_ctrl_c_saves_last_ckpt_and_resume_last_continues(
 @pytest.mark.subprocess
 @pytest.mark.parametrize("into", ["| head -n 3", "2>&1 | head -n 3", "> /dev/full"])
 def test_a_closed_or_full_output_stops_the_printing_not_the_run(
-    into: str, fake_mnist: Path, tracking_uri: str, repo_root: Path
+    into: str, fake_mnist: Path, tracking_uri: str, repo_root: Path, tmp_path: Path
 ) -> None:
     """`make train | head`, a full or vanished terminal: the run goes on to its end."""
     args = " ".join(
-        tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--trainer.default_root_dir=out")[1:]
+        tiny_args(
+            "fit",
+            fake_mnist,
+            "--trainer.max_epochs=2",
+            f"--trainer.default_root_dir={tmp_path / 'out'}",
+        )[1:]
     )
     command = (
         f"make -s -C {repo_root} train PY={sys.executable} ARGS='{args}' {into}; echo done >&2"
