@@ -1,4 +1,4 @@
-"""MNIST training template: LightningCLI, pluggable activation/init/dropout/batch norm, MLflow tracking."""
+"""MNIST training template: LightningCLI, pluggable activation, init, dropout, batch norm, MLflow."""
 
 from importlib.metadata import PackageNotFoundError, version
 

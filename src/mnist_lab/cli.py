@@ -170,7 +170,8 @@ class TemplateCLI(LightningCLI):
         if life.stage != "test" and not saved:
             return f"no checkpoint was written: start again with {self.again()}"
         ref = logger.run_id if logger is not None else latest.best_model_path
-        return f"{'fit had finished; test it' if life.stage == 'test' else 'resume'}: {self.again(ref)}"
+        what = "fit had finished; test it" if life.stage == "test" else "resume"
+        return f"{what}: {self.again(ref)}"
 
     def again(self, ref: str | None = None) -> str:
         """This command again, continuing ``ref`` if given: the Makefile's (``TEMPLATE_COMMAND``)

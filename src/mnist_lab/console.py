@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 
 class Console:
-    """``sys.stdout`` or ``sys.stderr``; once a write fails (the reader left, the terminal went away,
-    the disk is full), the stream's descriptor points at ``/dev/null``, for C code and children too."""
+    """``sys.stdout`` or ``sys.stderr``; once a write fails (the reader left, the terminal went
+    away, the disk is full), its descriptor points at ``/dev/null``, for C code and children too."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream

@@ -70,7 +70,7 @@ def report(err: BaseException, quiet: bool = False) -> NoReturn:
 
 
 def command(main: Callable[..., int | None]) -> Callable[..., int]:
-    """A command's ``main``: its errors become one line and their exit code; it returns 0 otherwise."""
+    """A command's ``main``: its errors become one line and their exit code; else it returns 0."""
 
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> int:

@@ -94,7 +94,8 @@ def check_same_settings(
 ) -> str:
     """A setting that contradicts the checkpoint's (Lightning would rebuild its model yet take the
     new settings, and the run's config would no longer say how it trained) is an error. The
-    trainer's settings (param name -> value) are compared with its run's params. The run's status."""
+    trainer's settings (param name -> value) are compared with its run's params. Returns the run's
+    status."""
     saved_data = (
         {"class_path": info.data.get("_class_path"), "init_args": info.data} if info.data else {}
     )
@@ -112,14 +113,15 @@ def check_same_settings(
     if changed:
         raise ConfigError(
             f"resuming {info.path} with other settings than it was trained with: "
-            f"{'; '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}. Give the first command's "
+            f"{'; '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}. Give the first "
+            "command's "
             "MODEL, PRESET and variables (only EPOCHS and DATA_DIR may change), or train a new run"
         )
     return status
 
 
 def run_params(info: CheckpointInfo, uri: str) -> tuple[dict[str, str], str]:
-    """The params and status of the checkpoint's run, if it is in this store (a deleted run stops)."""
+    """The params and status of the checkpoint's run, if it is in this store (not if deleted)."""
     if not info.run or info.run.get("tracking_uri") != uri:
         return {}, ""
     run = client_of(uri, info.run["run_id"]).get_run(info.run["run_id"])

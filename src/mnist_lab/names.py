@@ -23,7 +23,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 
 def artifact_root(uri: str) -> str | None:
-    """Where a local sqlite store keeps its artifacts: ``artifacts/`` beside its file (so the default
+    """Where a local sqlite store keeps its artifacts: ``artifacts/`` beside its file (the default
     store is the whole ``mlruns/`` folder); a server keeps its own (None)."""
     if not uri.startswith("sqlite:///"):
         return None

@@ -6,7 +6,7 @@ import os
 
 
 def threads_per_job(jobs: int) -> int:
-    """Torch threads for each of ``jobs`` processes: more threads than cores only make them wait on each other."""
+    """Torch threads for each of ``jobs`` processes (more threads than cores only wait)."""
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 

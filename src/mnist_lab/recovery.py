@@ -62,7 +62,7 @@ class StopRequest:
         )
 
     def ask(self, reason: BaseException) -> None:
-        """Stop training after this batch with ``last.ckpt``, raising ``reason`` (a part's fault)."""
+        """Stop after this batch with ``last.ckpt``, raising ``reason`` (a part's fault)."""
         self.reason = self.reason or reason
 
 
@@ -113,7 +113,7 @@ class Recovery(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         REQUEST.deferring = True
         # Ours, not Lightning's SIGTERM handler (installed at each fit): it broadcasts from inside
-        # the handler under DDP, out of step with the other ranks; _check agrees on the stop instead.
+        # the handler under DDP, out of step with the other ranks; _check agrees on the stop.
         signal.signal(signal.SIGTERM, REQUEST.handle)
         state, self.rng = self.rng, None
         if state:  # just before the first resumed step, after everything that set up the run

@@ -66,7 +66,7 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
 
 
 def client_of(tracking_uri: str, run_id: str) -> Any:
-    """A client of the store that holds ``run_id``, active (a deleted run says how to restore it)."""
+    """A client of the store holding ``run_id``, active (a deleted run says how to restore it)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -140,7 +140,8 @@ def last_interrupted(tracking_uri: str, experiment: str) -> Path:
         return path
     raise ConfigError(
         f"no interrupted (KILLED or FAILED) run with a {LAST}.ckpt in experiment {experiment!r} to "
-        "resume; to train a finished run longer, give its id and more epochs: RESUME=<run id> EPOCHS=<more>"
+        "resume; to train a finished run longer, give its id and more epochs: "
+        "RESUME=<run id> EPOCHS=<more>"
     )
 
 

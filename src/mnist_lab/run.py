@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 def status_of(error: BaseException | None) -> str:
-    """How a run ends: KILLED by a signal, FINISHED or FAILED otherwise; an exception may say its own
+    """How a run ends: KILLED by a signal, else FINISHED or FAILED; an exception may say its own
     (``run_status``: a pruned sweep trial did what it was asked)."""
     if error is None:
         return "FINISHED"

@@ -109,7 +109,7 @@ class RunLogger(MLFlowLogger):
         return self._client
 
     def wrap_client(self, wrapper: Callable[[Any], Any]) -> None:
-        """Route the run's MLflow calls through ``wrapper(client)`` (a part's, e.g. an outage buffer)."""
+        """Route the run's MLflow calls through ``wrapper(client)`` (a part's: an outage buffer)."""
         self._wrappers.append(wrapper)
         if self._client is not None:
             self._client = wrapper(self._client)
@@ -121,7 +121,8 @@ class RunLogger(MLFlowLogger):
         own = self._client.get_experiment(run.info.experiment_id).name
         if own != self.experiment_name:
             print(
-                f"note: run {self.run_id} goes on in its own experiment {own!r}, not {self.experiment_name!r}"
+                f"note: run {self.run_id} goes on in its own experiment {own!r}, "
+                f"not {self.experiment_name!r}"
             )
 
     def run_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Parent and child runs: a study or a sweep is one parent run, each of its training runs a child."""
+"""Parent and child runs: a study or a sweep is one parent run, each of its trainings a child."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["PARENT_TAG", "newest_tagged_run", "tagged_runs"]
 def tagged_runs(
     client: MlflowClient, experiment_id: str, tags: dict[str, str], status: str = ""
 ) -> list[Run]:
-    """The runs of ``experiment_id`` carrying every one of ``tags`` (and ``status``, if given), newest first."""
+    """The runs of ``experiment_id`` with every one of ``tags`` (and ``status``), newest first."""
     terms = [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
     terms += [f"attributes.status = '{status}'"] if status else []
     return client.search_runs(
@@ -23,7 +23,7 @@ def tagged_runs(
 
 
 def newest_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Run | None:
-    """The most recently started run of ``experiment`` carrying every one of ``tags`` (None if none)."""
+    """The newest run of ``experiment`` with every one of ``tags`` (None if none)."""
     found = client.get_experiment_by_name(experiment)
     runs = tagged_runs(client, found.experiment_id, tags) if found is not None else []
     return runs[0] if runs else None

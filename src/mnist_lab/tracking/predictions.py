@@ -14,7 +14,7 @@ from mnist_lab.tracking.logger import run_logger
 
 
 class PredictionsCSV(BasePredictionWriter):
-    """``index, target, predicted, probability, p0..pK`` per example, in ``<default_root_dir>/<filename>``.
+    """``index, target, predicted, probability, p0..pK`` per example, in ``<root>/<filename>``.
 
     ``target`` is the batch's label (empty when it has none). Under DDP process ``r`` holds examples
     ``r, r + world_size, ...`` and writes ``<stem>-rank<r>.csv``.

@@ -90,7 +90,7 @@ class RunRecord(L.Callback):
 
 
 def git_dirty() -> str:
-    """Whether tracked files differ from the commit (MLflow tags the commit); ``unknown`` outside git."""
+    """Whether tracked files differ from the commit (MLflow tags it); ``unknown`` outside git."""
     try:
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -106,7 +106,7 @@ def git_dirty() -> str:
 
 
 def log_dataset(logger: RunLogger, datamodule: Any) -> None:
-    """The data's IDX files (``datamodule.raw_dir``) as the run's dataset input: folder, sha256, classes."""
+    """The data's IDX files (``datamodule.raw_dir``) as the run's dataset input."""
     from mlflow.data.sources import LocalArtifactDatasetSource
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT

@@ -29,7 +29,8 @@ def check_server(uri: str, timeout_s: float = 5.0) -> None:
         return  # it answered: a server is there
     except (urllib.error.URLError, OSError) as err:
         raise ConfigError(
-            f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}); start it "
+            f"cannot reach the MLflow tracking server at {uri} ({getattr(err, 'reason', err)}); "
+            "start it "
             "(`make ui`) or unset MLFLOW_TRACKING_URI to use the local store mlruns/"
         ) from None
 
@@ -49,13 +50,14 @@ def check_artifact_root(location: str | None) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(
-            f"cannot write MLflow artifacts to {location}: {err.strerror} ({err.filename}); choose another "
+            f"cannot write MLflow artifacts to {location}: {err.strerror} ({err.filename}); "
+            "choose another "
             "--trainer.logger.init_args.artifact_location or experiment"
         ) from None
 
 
 def check_sqlite(db: Path) -> None:
-    """sqlite's own quick check, so a corrupt store is one line before any run (MLflow's errors run to 170)."""
+    """sqlite's own quick check: a corrupt store is one line before any run, not MLflow's 170."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
             problem = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
@@ -63,7 +65,8 @@ def check_sqlite(db: Path) -> None:
         problem = str(err)
     if problem != "ok":
         raise ConfigError(
-            f"the MLflow store {db} is corrupt ({problem}): restore it from a backup, or move it aside "
+            f"the MLflow store {db} is corrupt ({problem}): restore it from a backup, or move it "
+            "aside "
             "(`sqlite3 <file> .recover` may save its runs) and a new store is made there"
         )
 
