@@ -1,4 +1,4 @@
-"""MNIST training template: LightningCLI, pluggable activation, init, dropout, batch norm, MLflow."""
+"""MNIST training template: the Lightning CLI, pluggable activations and inits, MLflow."""
 
 from importlib.metadata import PackageNotFoundError, version
 
