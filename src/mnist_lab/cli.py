@@ -151,8 +151,10 @@ class TemplateCLI(LightningCLI):
         super().instantiate_classes()
 
     @contextmanager
-    def tracked(self, stage: str) -> Iterator[RunLife]:
+    def tracked(self, stage: str, kwargs: dict[str, Any]) -> Iterator[RunLife]:
         """The subcommand's run, from its start to its one end; a stop says how to go on."""
+        if kwargs.get("weights_only") is None:  # ours, checked whole: they hold callbacks' states
+            kwargs["weights_only"] = False
         logger = run_logger(self.trainer)
         life = logger.life if logger is not None else RunLife(lambda *_: None, resumed=False)
         try:
@@ -183,27 +185,28 @@ class TemplateCLI(LightningCLI):
         return shlex.join(["python", "-m", "mnist_lab", *typed, *resume])
 
     def fit(self, model: L.LightningModule, **kwargs: Any) -> None:
-        with self.tracked("fit") as life:
+        with self.tracked("fit", kwargs) as life:
             self.trainer.fit(model, **kwargs)
             if self.config.fit.run_test and not self.trainer.interrupted:
                 best = getattr(self.trainer.checkpoint_callback, "best_model_path", "") or None
                 with life.doing("test"):
+                    data = kwargs.get("datamodule")
                     results = self.trainer.test(
-                        model, datamodule=kwargs.get("datamodule"), ckpt_path=best
+                        model, datamodule=data, ckpt_path=best, weights_only=False
                     )
                 if results and self.trainer.is_global_zero:
                     print(f"test/acc = {results[0]['test/acc']:.4f} (checkpoint: {best})")
 
     def validate(self, model: L.LightningModule, **kwargs: Any) -> Any:
-        with self.tracked("validate"):
+        with self.tracked("validate", kwargs):
             return self.trainer.validate(model, **kwargs)
 
     def test(self, model: L.LightningModule, **kwargs: Any) -> Any:
-        with self.tracked("test"):
+        with self.tracked("test", kwargs):
             return self.trainer.test(model, **kwargs)
 
     def predict(self, model: L.LightningModule, **kwargs: Any) -> Any:
-        with self.tracked("predict"):
+        with self.tracked("predict", kwargs):
             return self.trainer.predict(model, **kwargs)
 
 

@@ -153,7 +153,7 @@ class Recovery(L.Callback):
         if latest is not None:  # before saving: it is part of the saved state
             latest.best_model_path = latest.last_model_path = path
         try:
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
         except RunFault as err:  # a full disk: the run must still end, with its status
             print(err, file=sys.stderr, flush=True)
             return
