@@ -3,7 +3,7 @@
 A part is its files (code, configs, tests, docs) and the blocks of shared files that switch it on:
 every block between a ``<name>:begin`` and a ``<name>:end`` marker line (in the configs, the
 Makefile, pyproject.toml, README and the docs). The core never imports a part and parts never import
-each other, so after any drop ``make lint`` and ``make test`` pass. Only the standard library is used.
+each other, so after any drop ``make lint`` and ``make test`` pass. Only the standard library.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Part:
 
 PARTS = {
     "outage": Part(
-        "a store that fails mid-run no longer keeps what it missed nor stops cleanly: the run fails",
+        "a store that fails mid-run keeps nothing it missed, nor stops cleanly: the run fails",
         ("pkg/parts/outage", "tests/parts/test_outage.py"),
     ),
     "stale": Part(
@@ -125,7 +125,8 @@ def main(argv: list[str]) -> int:
         print("the optional parts (make drop PART=<name>, or PART=all):")
         for name, part in PARTS.items():
             print(
-                f"  {name:<15} {'present' if present(name) else 'dropped'}: dropping it means {part.what}"
+                f"  {name:<15} {'present' if present(name) else 'dropped'}: "
+                f"dropping it means {part.what}"
             )
         return 0
     names = [n for n in PARTS if present(n)] if argv == ["all"] else argv

@@ -1,7 +1,7 @@
-"""``make fork-check [PART=...]``: a fork's path on a copy of the tree, as README writes it: drop the
-parts (default: all of them), rename the package, then ``make lint``, the copy's whole ``make test``
-and a debug ``make train``, whose run must end FINISHED with a test accuracy. Uses this checkout's
-venv (its ``PYTHONPATH`` is the copy's ``src``); only the standard library, plus ``sqlite3``."""
+"""``make fork-check [PART=...]``: a fork's path on a copy of the tree, as README writes it: drop
+the parts (default: all of them), rename the package, then ``make lint``, the copy's whole
+``make test`` and a debug ``make train``, whose run must end FINISHED with a test accuracy. Uses
+this checkout's venv (``PYTHONPATH`` is the copy's ``src``); only the standard library."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ importing the library base classes the project derives from.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import re
@@ -71,10 +72,8 @@ def library_privates(tree: ast.Module, cls: ast.ClassDef) -> set[str]:
             continue
         for klass in inspect.getmro(base_class):
             if from_library(klass.__module__):
-                try:
+                with contextlib.suppress(OSError, TypeError):  # no source: nothing to compare
                     found |= set(re.findall(r"self\.(_[a-zA-Z]\w*)", inspect.getsource(klass)))
-                except (OSError, TypeError):
-                    pass
     return {name for name in found if private(name)}
 
 

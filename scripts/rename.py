@@ -1,4 +1,4 @@
-"""Rename the package: ``make rename NAME=<new_package>`` (or ``python scripts/rename.py <new_package>``).
+"""Rename the package: ``make rename NAME=<new_package>`` (or ``scripts/rename.py <new_package>``).
 
 Moves ``src/<old>`` to ``src/<new>`` and rewrites every mention of the old import name and of the
 distribution name (``old_name`` and ``old-name``) in the tree's text files: imports, ``class_path``
@@ -42,7 +42,7 @@ def current_package(root: Path) -> str:
 
 
 def text_files(root: Path):
-    """Every file below ``root`` that reads as UTF-8 text, skipping caches, stores, data and the venv."""
+    """Every file below ``root`` that reads as UTF-8 text, but caches, stores, data and the venv."""
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
         if parts[0] in TOP_LEVEL_SKIPPED or any(
