@@ -72,7 +72,7 @@ install: ## Create .venv and install the project (editable) with its dev extras
 	$(PY) -m pip install --quiet -e ".[dev]"
 
 check-model:
-	@$(if $(filter $(MODEL),$(MODELS)),true,echo "error: unknown MODEL '$(MODEL)'; choose one of: $(MODELS)" >&2; exit 2)
+	@$(if $(and $(filter 1,$(words $(MODEL))),$(filter $(MODEL),$(MODELS))),true,echo "error: unknown MODEL '$(MODEL)'; choose one of: $(MODELS)" >&2; exit 2)
 	@$(foreach p,$(PRESET),$(if $(filter $(p),$(PRESETS)),,echo "error: unknown PRESET '$(p)'; choose from: $(PRESETS)" >&2; exit 2;)) true
 	@$(foreach p,$(filter $(PRESETS),$(PRESET)),$(if $(filter-out $(MODEL),$(call preset_net,$(p))),echo "error: PRESET=$(p) is for MODEL=$(call preset_net,$(p)) (MODEL=$(MODEL))" >&2; exit 2;)) true
 	@$(foreach v,$(MLP_ONLY),$(if $(and $(strip $($(v))),$(filter-out mlp,$(MODEL))),echo "error: $(v) applies to MODEL=mlp only (MODEL=$(MODEL))" >&2; exit 2;)) true

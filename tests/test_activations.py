@@ -1,7 +1,10 @@
-"""The activation registry and its value object: every name builds, parameters reach the module, classes
-are accepted, bad names fail clearly."""
+"""The activation registry and its value object: every name builds and knows the arguments it
+runs with, parameters reach the module and the gain, classes are accepted, bad names fail
+clearly."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
@@ -21,11 +24,18 @@ def make_activation(name: str, num_features: int, args: dict | None = None) -> n
     return resolve_activation(name, args)(num_features)
 
 
+def defaults(name: str) -> dict:
+    """The factory's own defaults: what a run's params say when no argument is given."""
+    params = inspect.signature(ACTIVATIONS[name].factory).parameters.values()
+    return {p.name: p.default for p in params if p.default is not p.empty and p.name != "inplace"}
+
+
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_each_activation_builds_and_keeps_shape(name: str) -> None:
+def test_each_activation_builds_keeps_shape_and_knows_its_arguments(name: str) -> None:
     resolved = resolve_activation(name)
     x = torch.randn(4, 8 * resolved.pieces)
     assert resolved(8)(x).shape == (4, 8)
+    assert resolved.every == defaults(name)  # every argument it runs with, defaults included
 
 
 def test_unknown_name_lists_valid_ones() -> None:
@@ -41,10 +51,24 @@ def test_unknown_argument_is_rejected_with_the_accepted_ones() -> None:
         make_activation("leaky_relu", 4, {"slope": 0.1})
 
 
+def test_a_value_of_the_wrong_kind_is_rejected_before_any_layer_exists() -> None:
+    for name, args, kind in [
+        ("maxout", {"k": 2.5}, "k must be an integer"),  # else a TypeError at the first forward
+        ("prelu", {"per_channel": 1}, "per_channel must be true or false"),
+        ("leaky_relu", {"negative_slope": "abc"}, "negative_slope must be a number"),
+        ("leaky_relu", {"negative_slope": True}, "negative_slope must be a number"),
+    ]:
+        with pytest.raises(ConfigError, match=kind):
+            resolve_activation(name, args)
+    assert resolve_activation("leaky_relu", {"negative_slope": 1}).param == 1  # an int is a number
+
+
 def test_parameters_reach_the_module() -> None:
     leaky = make_activation("leaky_relu", 4, {"negative_slope": 0.2})
     assert leaky(torch.tensor([-1.0])).item() == pytest.approx(-0.2)
-    assert make_activation("leaky_relu", 4)(torch.tensor([-1.0])).item() == pytest.approx(-0.01)
+    assert resolve_activation("leaky_relu", {"negative_slope": 0.2}).every == {
+        "negative_slope": 0.2
+    }
     elu = make_activation("elu", 4, {"alpha": 2.0})
     assert elu(torch.tensor([-100.0])).item() == pytest.approx(-2.0)
     softplus = make_activation("softplus", 4, {"beta": 2.0})
@@ -56,8 +80,10 @@ def test_prelu_is_learned_shared_or_per_channel() -> None:
     shared = make_activation("prelu", 16)
     per_channel = make_activation("prelu", 16, {"per_channel": True, "init": 0.1})
     assert isinstance(shared, nn.PReLU) and shared.weight.numel() == 1
-    assert shared.weight.item() == pytest.approx(0.25)
-    assert per_channel.weight.numel() == 16 and torch.allclose(per_channel.weight, torch.full((16,), 0.1))
+    assert shared.weight.item() == pytest.approx(defaults("prelu")["init"])
+    assert per_channel.weight.numel() == 16 and torch.allclose(
+        per_channel.weight, torch.full((16,), 0.1)
+    )
     assert shared.weight.requires_grad
 
 
@@ -82,10 +108,11 @@ def test_gains_and_pieces_follow_the_activation() -> None:
 
     assert gain("relu") == ("relu", None)
     assert gain("leaky_relu", {"negative_slope": 0.2}) == ("leaky_relu", 0.2)
-    assert gain("leaky_relu") == ("leaky_relu", 0.01)
-    assert gain("prelu") == ("leaky_relu", 0.25)
-    assert resolve_activation("tanh").gain == pytest.approx(5 / 3)
-    assert resolve_activation("maxout").pieces == 2 and resolve_activation("maxout", {"k": 3}).pieces == 3
+    assert gain("leaky_relu") == ("leaky_relu", defaults("leaky_relu")["negative_slope"])
+    assert gain("prelu") == ("leaky_relu", defaults("prelu")["init"])  # learned, from its start
+    assert gain("prelu", {"init": 0.1}) == ("leaky_relu", 0.1)
+    assert resolve_activation("maxout").pieces == defaults("maxout")["k"]
+    assert resolve_activation("maxout", {"k": 3}).pieces == 3
     assert resolve_activation("relu").pieces == 1
 
 

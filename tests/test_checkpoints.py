@@ -1,103 +1,109 @@
-"""A checkpoint the CLI wrote rebuilds its own network (Lightning's own mechanism), in every subcommand."""
+"""A checkpoint the CLI wrote rebuilds its own network (Lightning's own mechanism) in every
+subcommand, whatever network the config names, and is the model MLflow logged. Read from the
+finished_cnn snapshot; evaluations here log nothing (``--trainer.logger=false``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import mlflow
 import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
 
+from helpers import Snapshot
+from logged import logged_model
+from tiny_cli import MLP_CONFIG, tiny_args
+
 from mnist_lab.cli import main
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import CNN
-from tiny_cli import MLP_CONFIG, tiny_args, tiny_cnn
+from mnist_lab.names import BEST_TAG
 
-
-def save(model: Classifier, path: Path) -> Path:
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, max_epochs=0)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
+NO_LOGGER = "--trainer.logger=false"
 
 
 @pytest.fixture(scope="module")
-def cnn_run(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One CLI fit of a small leaky-ReLU CNN, its best checkpoint and its MLflow run."""
-    workdir = tmp_path_factory.mktemp("cnn_run")
-    uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(workdir)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        cli = main(tiny_cnn(fake_mnist))
-        yield cli.trainer.checkpoint_callback.best_model_path, cli.trainer.logger.run_id, uri, workdir
+def best(finished_cnn: Snapshot) -> str:
+    return MlflowClient(finished_cnn.uri).get_run(finished_cnn.run_id).data.tags[BEST_TAG]
 
 
-@pytest.mark.slow
-def test_cli_checkpoint_matches_the_model_mlflow_logged(cnn_run) -> None:
-    best, run_id, uri, _ = cnn_run
+def test_the_best_checkpoint_is_the_model_mlflow_logged(finished_cnn: Snapshot, best: str) -> None:
     loaded = Classifier.load_from_checkpoint(best).eval()
     assert isinstance(loaded.net, CNN)
-    mlflow.set_tracking_uri(uri)
-    logged = mlflow.pytorch.load_model(f"runs:/{run_id}/classifier")  # logged in eval mode
+    model = logged_model(finished_cnn.uri, finished_cnn.run_id)
+    logged = mlflow.pytorch.load_model(model.artifact_location)
+    assert not logged.training  # logged in eval mode
     x = torch.randn(5, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), logged(x))
 
 
-@pytest.mark.slow
-def test_predict_with_an_mlp_config_uses_the_checkpoints_cnn(
-    cnn_run, fake_mnist: Path, monkeypatch: pytest.MonkeyPatch
+def test_predict_with_an_mlp_config_uses_the_checkpoint_s_cnn(
+    best: str, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    best, _, uri, workdir = cnn_run
-    monkeypatch.chdir(workdir)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    cli = main(tiny_args("predict", fake_mnist, f"--ckpt_path={best}", config=MLP_CONFIG))
+    monkeypatch.chdir(tmp_path)
+    cli = main(
+        tiny_args("predict", fake_mnist, f"--ckpt_path={best}", NO_LOGGER, config=MLP_CONFIG)
+    )
     assert isinstance(cli.model.net, CNN)
-    rows = (workdir / "outputs" / "predictions.csv").read_text().splitlines()[1:]
+    rows = (Path(cli.trainer.default_root_dir) / "predictions.csv").read_text().splitlines()[1:]
     probs = np.array([[float(v) for v in row.split(",")[4:]] for row in rows])
     expected = Classifier.load_from_checkpoint(best).eval()
-    images, labels = cli.datamodule._splits["test"].images, cli.datamodule._splits["test"].labels
-    assert [int(row.split(",")[1]) for row in rows] == labels.tolist()  # target
+    test = cli.datamodule._splits["test"]
+    assert [int(row.split(",")[1]) for row in rows] == test.labels.tolist()  # target
     assert [int(row.split(",")[2]) for row in rows] == probs.argmax(1).tolist()  # predicted
     with torch.no_grad():
-        np.testing.assert_allclose(probs, expected(images).softmax(1).numpy(), atol=2e-6)
+        np.testing.assert_allclose(probs, expected(test.images).softmax(1).numpy(), atol=2e-6)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model.net.init_args.activation=tanh"], "activation=tanh conflicts with the checkpoint's network"),
-        (["--model.net=mnist_lab.models.components.MLP"], "conflicts with the checkpoint's network"),
+        (
+            ["--model.net.init_args.activation=tanh"],
+            "activation=tanh conflicts with the checkpoint's network",
+        ),
+        (
+            ["--model.net=mnist_lab.models.components.MLP"],
+            "conflicts with the checkpoint's network",
+        ),
         ([], None),  # the config file's own (different) network is simply replaced
     ],
 )
 def test_a_typed_network_argument_that_contradicts_the_checkpoint_is_an_error(
-    extra: list[str], message: str | None, cnn_run, fake_mnist: Path, capsys: pytest.CaptureFixture
+    extra: list[str],
+    message: str | None,
+    best: str,
+    fake_mnist: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    best, *_ = cnn_run
-    args = tiny_args("validate", fake_mnist, f"--ckpt_path={best}", *extra, "--trainer.logger=false")
+    monkeypatch.chdir(tmp_path)
+    args = tiny_args("validate", fake_mnist, f"--ckpt_path={best}", *extra, NO_LOGGER)
     if message is None:
-        assert isinstance(main(args).model.net, CNN)
+        cli = main(args)
+        assert isinstance(cli.model.net, CNN) and "val/acc" in cli.trainer.callback_metrics
         return
-    with pytest.raises(SystemExit) as exit_:
+    with pytest.raises(SystemExit) as end:
         main(args)
-    assert exit_.value.code == 2
+    assert end.value.code == 2
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
-def test_evaluating_without_a_checkpoint_is_an_error_unless_asked_for(
-    subcommand: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
+@pytest.mark.parametrize(
+    ("subcommand", "metric"), [("validate", "val/acc"), ("test", "test/acc"), ("predict", None)]
+)
+def test_evaluating_an_untrained_network_when_asked_for(
+    subcommand: str, metric: str | None, fake_mnist: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(tiny_args(subcommand, fake_mnist))
-    assert exit_.value.code == 2
-    assert f"`{subcommand}` needs trained weights" in capsys.readouterr().err
-    assert MlflowClient(tracking_uri).search_runs(["0", "1"]) == []
-    assert main(tiny_args(subcommand, fake_mnist, "--allow_untrained=true", "--trainer.logger=false")) is not None
+    """Without --ckpt_path it is an error (tests/test_cli.py) unless --allow_untrained=true."""
+    monkeypatch.chdir(tmp_path)
+    cli = main(tiny_args(subcommand, fake_mnist, "--allow_untrained=true", NO_LOGGER))
+    if metric:
+        assert metric in cli.trainer.callback_metrics
+    else:
+        lines = (Path(cli.trainer.default_root_dir) / "predictions.csv").read_text().splitlines()
+        assert len(lines) == 1 + len(cli.datamodule._splits["test"])

@@ -62,10 +62,19 @@ def test_batch_norm_sits_before_or_after_the_activation() -> None:
 def test_cnn_default_and_custom_blocks() -> None:
     net = CNN()
     assert net(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
-    assert isinstance(net.blocks[0].norm, nn.BatchNorm2d) and isinstance(net.blocks[-1].norm, nn.BatchNorm1d)
-    custom = CNN(blocks=[ConvBlockSpec(16, kernel_size=5, stride=2, padding=2, dilation=1, pool="avg")], head_width=0)
+    assert isinstance(net.blocks[0].norm, nn.BatchNorm2d) and isinstance(
+        net.blocks[-1].norm, nn.BatchNorm1d
+    )
+    custom = CNN(
+        blocks=[ConvBlockSpec(16, kernel_size=5, stride=2, padding=2, dilation=1, pool="avg")],
+        head_width=0,
+    )
     assert custom.output.in_features == 16 * 7 * 7
-    dilated = CNN(blocks=[ConvBlockSpec(4, kernel_size=3, padding=0, dilation=2)], head_width=0, batch_norm=False)
+    dilated = CNN(
+        blocks=[ConvBlockSpec(4, kernel_size=3, padding=0, dilation=2)],
+        head_width=0,
+        batch_norm=False,
+    )
     assert dilated.output.in_features == 4 * 24 * 24
 
 

@@ -70,6 +70,8 @@ def client_of(tracking_uri: str, run_id: str) -> Any:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    if no_local_store(tracking_uri):  # asking would create it
+        raise ConfigError(f"no MLflow run {run_id}: there is no store at {tracking_uri} yet")
     client = MlflowClient(tracking_uri)
     try:
         run = client.get_run(run_id)
@@ -127,8 +129,10 @@ def last_interrupted(tracking_uri: str, experiment: str) -> Path:
     (extend one by its id and more epochs) nor a RUNNING one (it may still be training)."""
     from mlflow import MlflowClient
 
-    client, runs = MlflowClient(tracking_uri), []
-    found = None if no_local_store(tracking_uri) else client.get_experiment_by_name(experiment)
+    runs, found = [], None
+    if not no_local_store(tracking_uri):  # asking would create it
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
     if found is not None:  # the store has no IN on status
         runs = client.search_runs([found.experiment_id], order_by=["attributes.end_time DESC"])
     for run in (r for r in runs if r.info.status in ("KILLED", "FAILED")):
@@ -180,6 +184,8 @@ def registered_run(uri: str, tracking_uri: str) -> str:
     from mlflow.exceptions import MlflowException
 
     name, alias, number = REGISTERED.match(uri).groups()
+    if no_local_store(tracking_uri):  # asking would create it
+        raise ConfigError(f"no model version {uri}: there is no store at {tracking_uri} yet")
     client = MlflowClient(tracking_uri)
     try:
         version = (

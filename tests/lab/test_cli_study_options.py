@@ -45,17 +45,24 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
             "--model.net.init_args.weight_init=normal",
             "--model.net.init_args.weight_init_args={std: 1.0}",
             *STUDY,
-            "--trainer.callbacks.init_args.every_n_steps=2",  # the last callback of configs/defaults.yaml
+            "--trainer.callbacks+=lab.diagnostics.DiagnosticsCallback",  # lean: not listed
+            "--trainer.callbacks.init_args.every_n_steps=2",
             "--data.train_size=300",
         )
     )
     model, trainer = cli.model, cli.trainer
     assert type(model.net) is BadStartMLP and isinstance(model.loss_fn, TextbookLoss)
     assert (model.loss_fn.loss, model.loss_fn.output) == ("mse", "sigmoid")
-    assert model.net.blocks[0].layer.weight.std().item() == pytest.approx(1.0, rel=0.05)  # N(0, 1), 5 small steps
-    assert model.net.output.weight.std().item() == pytest.approx(20.0, rel=0.05)  # N(0, 1) x output_gain
+    assert model.net.blocks[0].layer.weight.std().item() == pytest.approx(
+        1.0, rel=0.05
+    )  # N(0, 1), 5 small steps
+    assert model.net.output.weight.std().item() == pytest.approx(
+        20.0, rel=0.05
+    )  # N(0, 1) x output_gain
     for block in model.net.blocks:
-        torch.testing.assert_close(block.layer.bias, torch.full_like(block.layer.bias, -1.0), atol=0.02, rtol=0)
+        torch.testing.assert_close(
+            block.layer.bias, torch.full_like(block.layer.bias, -1.0), atol=0.02, rtol=0
+        )
     assert trainer.global_step == 5  # ceil(300 / 64)
 
     diagnostics = [c for c in trainer.callbacks if isinstance(c, DiagnosticsCallback)]
@@ -66,9 +73,14 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
     logged = set(client.get_run(trainer.logger.run_id).data.metrics)
     for claim in CLAIMS.values():  # every metric a claim reads back is one a run logs
         for key in claim.metrics:
-            if key.startswith("study/"):  # lab.study.probes.StudyDiagnostics's: tests/lab/test_study_units.py
+            if key.startswith(
+                "study/"
+            ):  # lab.study.probes.StudyDiagnostics's: tests/lab/test_study_units.py
                 continue
-            assert any(k == key or (key.endswith("/") and k.startswith(key)) for k in logged), (claim.name, key)
+            assert any(k == key or (key.endswith("/") and k.startswith(key)) for k in logged), (
+                claim.name,
+                key,
+            )
 
     loaded = Classifier.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)
     assert type(loaded.net) is BadStartMLP and isinstance(loaded.loss_fn, TextbookLoss)
@@ -104,7 +116,12 @@ def _study_args(claim: str, variant: int, quick: bool) -> list[str]:
 
 @pytest.mark.parametrize(
     ("variant", "loss", "output"),
-    [(4, "cross_entropy", "softmax"), (5, "mse", "softmax"), (6, "cross_entropy", "sigmoid"), (7, "mse", "sigmoid")],
+    [
+        (4, "cross_entropy", "softmax"),
+        (5, "mse", "softmax"),
+        (6, "cross_entropy", "sigmoid"),
+        (7, "mse", "sigmoid"),
+    ],
 )
 def test_the_output_loss_claim_builds_each_loss_on_a_saturated_output_under_plain_sgd(
     variant: int, loss: str, output: str, capsys: pytest.CaptureFixture[str]
@@ -112,8 +129,13 @@ def test_the_output_loss_claim_builds_each_loss_on_a_saturated_output_under_plai
     config = _resolved(_study_args("output_loss", variant, quick=False), capsys)
     net, textbook = config["model"]["net"], config["model"]["loss"]
     assert net["class_path"] == "lab.nets.StudyMLP" and net["init_args"]["output_gain"] == 20
-    assert net["init_args"]["activation"] == "relu"  # given before the class: kept when the class changes
-    assert textbook == {"class_path": "lab.losses.TextbookLoss", "init_args": {"loss": loss, "output": output}}
+    assert (
+        net["init_args"]["activation"] == "relu"
+    )  # given before the class: kept when the class changes
+    assert textbook == {
+        "class_path": "lab.losses.TextbookLoss",
+        "init_args": {"loss": loss, "output": output},
+    }
     optimizer = config["model"]["optimizer"]
     assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["momentum"] == 0
     assert config["model"]["scheduler"] is None and config["trainer"]["gradient_clip_val"] is None
@@ -130,9 +152,17 @@ def test_every_study_run_parses_and_its_diagnostics_options_reach_the_callback(
     claim: str, variant: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _resolved(_study_args(claim, variant, quick=True), capsys)
-    diagnostics = config["trainer"]["callbacks"][-1]  # the unit and training claims' measures subclass it
-    assert diagnostics["class_path"] in ("lab.diagnostics.DiagnosticsCallback", "lab.study.probes.StudyDiagnostics")
-    assert diagnostics["init_args"]["every_n_steps"] == 2 and diagnostics["init_args"]["probe_every_n_steps"] == 2
+    diagnostics = config["trainer"]["callbacks"][
+        -1
+    ]  # the unit and training claims' measures subclass it
+    assert diagnostics["class_path"] in (
+        "lab.diagnostics.DiagnosticsCallback",
+        "lab.study.probes.StudyDiagnostics",
+    )
+    assert (
+        diagnostics["init_args"]["every_n_steps"] == 2
+        and diagnostics["init_args"]["probe_every_n_steps"] == 2
+    )
     assert config["trainer"]["limit_train_batches"] == 6 and config["run_test"] is False
 
 
@@ -141,7 +171,11 @@ def test_make_train_diag_false_switches_the_diagnostics_callback_off(
     repo_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dry = subprocess.run(
-        ["make", "-n", "train", "DIAG=false"], cwd=repo_root, capture_output=True, text=True, check=True
+        ["make", "-n", "train", "DIAG=false"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     line = next(line for line in dry.stdout.splitlines() if " -m mnist_lab fit " in line)
     args = shlex.split(line)

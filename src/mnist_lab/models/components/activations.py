@@ -132,13 +132,17 @@ def lookup(kind: str, registry: Mapping[str, T], name: str) -> T:
 
 
 def _kind(value: Any) -> str | None:
-    return (
-        "true or false"
-        if isinstance(value, bool)
-        else "a number"
-        if isinstance(value, (int, float))
-        else None
-    )
+    """What a default asks of a value: a bool's a bool, an int's an int, a float's any number."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    return "a number" if isinstance(value, float) else None
+
+
+def _fits(default: Any, value: Any) -> bool:
+    kind, given = _kind(default), _kind(value)
+    return kind is None or kind == given or (kind == "a number" and given == "an integer")
 
 
 def check_args(
@@ -146,7 +150,8 @@ def check_args(
 ) -> dict[str, Any]:
     """Every argument ``fn`` runs with (its defaults, overridden by ``args``), failing early on a bad one.
 
-    ``fn`` takes the arguments it has defaults for; a bool's must be a bool, a number's a number.
+    ``fn`` takes the arguments it has defaults for; a bool's must be a bool, an int's an int
+    (maxout's ``k`` of 2.5 would fail only at the first forward pass), a float's a number.
     """
     params = inspect.signature(fn).parameters.values()
     defaults = {
@@ -157,7 +162,7 @@ def check_args(
             f"{kind} {name!r} takes no argument {unknown}; it takes: {', '.join(defaults) or 'none'}"
         )
     for key, value in (args or {}).items():
-        if _kind(defaults[key]) not in (None, _kind(value)):
+        if not _fits(defaults[key], value):
             raise ConfigError(
                 f"{kind} {name!r}: {key} must be {_kind(defaults[key])}, got {value!r}"
             )

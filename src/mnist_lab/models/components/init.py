@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from mnist_lab.errors import ConfigError
 from mnist_lab.models.components.activations import Activation, check_args, lookup
 from mnist_lab.models.components.blocks import Network
 
@@ -50,7 +51,10 @@ def init_weights(
         (net.output, "linear", None)
     ]
     for layer, nonlinearity, param in layers:
-        init(layer.weight, nonlinearity, param, **every)
+        try:  # torch checks the values (a negative std, a > b, an unknown mode) as it draws
+            init(layer.weight, nonlinearity, param, **every)
+        except (ValueError, RuntimeError) as err:
+            raise ConfigError(f"init {scheme!r} rejects {dict(args or {})}: {err}") from None
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return every
