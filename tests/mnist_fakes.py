@@ -11,7 +11,9 @@ import numpy as np
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` (uint8) as an IDX file: magic 0x0000 08 ndim, big-endian dims, bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}i", *array.shape
+    )
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -24,7 +26,9 @@ def class_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return images
 
 
-def write_fake_mnist(root: Path, n_train: int = 1200, n_test: int = 300, seed: int = 0, folder: str = "MNIST") -> Path:
+def write_fake_mnist(
+    root: Path, n_train: int = 1200, n_test: int = 300, seed: int = 0, folder: str = "MNIST"
+) -> Path:
     """Write the four IDX files under ``root/<folder>/raw`` (``FashionMNIST``, ``KMNIST`` share the
     format and the file names); return ``root`` (a torchvision root)."""
     rng = np.random.default_rng(seed)

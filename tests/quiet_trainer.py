@@ -1,4 +1,5 @@
-"""A Trainer for in-process tests: one CPU process, no logger, checkpoints, bar or summary, unless asked."""
+"""A Trainer for in-process tests: one CPU process, and no logger, checkpoints, bar or summary
+unless asked."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import lightning as L
 def quiet_trainer(**overrides: Any) -> L.Trainer:
     """``L.Trainer`` with the test defaults below; ``overrides`` win."""
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
-    defaults = {"max_epochs": 1, "enable_checkpointing": False, "accelerator": "cpu", "devices": 1, **quiet}
+    defaults = {
+        "max_epochs": 1,
+        "enable_checkpointing": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        **quiet,
+    }
     return L.Trainer(**{**defaults, **overrides})
 
 
@@ -20,5 +27,7 @@ class LossRecorder(L.Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *_: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *_: Any
+    ) -> None:
         self.losses.append(float(outputs["loss"]))

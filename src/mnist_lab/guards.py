@@ -13,9 +13,8 @@ from mnist_lab.errors import ConfigError
 from mnist_lab.names import LAST, resolve_tracking_uri
 from mnist_lab.resume import CheckpointInfo, client_of, read_checkpoint, resolve
 
-MAY_CHANGE = {
-    f"data.init_args.{k}" for k in ("data_dir", "download", "on_device")
-}  # where, not what
+# where, not what
+MAY_CHANGE = {f"data.init_args.{k}" for k in ("data_dir", "download", "on_device")}
 SAME_TRAINING = (  # the trainer's settings that decide what a step and an epoch compute
     *("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm"),
     *("overfit_batches", "limit_train_batches", "limit_val_batches", "val_check_interval"),

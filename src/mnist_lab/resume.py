@@ -14,8 +14,14 @@ from typing import Any
 
 from mnist_lab.checkpointing import check_whole
 from mnist_lab.errors import ConfigError
-from mnist_lab.names import BEST_TAG, CHECKPOINT_DIR_TAG, CHECKPOINT_RUN_KEY, LAST
-from mnist_lab.names import no_local_store, resolve_tracking_uri
+from mnist_lab.names import (
+    BEST_TAG,
+    CHECKPOINT_DIR_TAG,
+    CHECKPOINT_RUN_KEY,
+    LAST,
+    no_local_store,
+    resolve_tracking_uri,
+)
 
 RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 REGISTERED = re.compile(r"^models:/([^/@]+)(?:@([^/]+)|/(\d+))$")  # @<alias> or /<version>

@@ -1,10 +1,11 @@
-"""Batches cut by index from tensors that hold a whole split: shuffled per epoch, sharded per process,
-resumable mid-epoch.
+"""Batches cut by index from tensors that hold a whole split: shuffled per epoch, sharded per
+process, resumable mid-epoch.
 
-Epoch ``e``'s order depends only on ``(seed, e)``, and ``state_dict`` counts the batches of the epoch
-handed out, so Lightning (which saves and restores loaders that have ``state_dict``) resumes an
-interrupted epoch exactly. Under DDP each process takes every ``world_size``-th example of the same
-order, so no ``DistributedSampler`` is needed; training shards are cut to one length so ranks stay in step.
+Epoch ``e``'s order depends only on ``(seed, e)``, and ``state_dict`` counts the batches of the
+epoch handed out, so Lightning (which saves and restores loaders that have ``state_dict``) resumes
+an interrupted epoch exactly. Under DDP each process takes every ``world_size``-th example of the
+same order, so no ``DistributedSampler`` is needed; training shards are cut to one length so ranks
+stay in step.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class Split:
 class TensorBatchLoader:
     """``(images, labels)`` batches of ``batch_size`` (the last may be smaller).
 
-    ``shuffle`` draws a permutation per epoch from ``seed`` and the epoch number, which ``epoch()`` gives
-    (the trainer's) or the loader counts itself. ``rank``/``world_size`` choose this process's shard, and
-    ``equal_shards`` cuts every shard to one length (training under DDP).
+    ``shuffle`` draws a permutation per epoch from ``seed`` and the epoch number, which ``epoch()``
+    gives (the trainer's) or the loader counts itself. ``rank``/``world_size`` choose this process's
+    shard, and ``equal_shards`` cuts every shard to one length (training under DDP).
     """
 
     def __init__(
@@ -80,14 +81,12 @@ class TensorBatchLoader:
             epoch = self._epoch_fn()
         else:
             epoch, self._own_epoch = self._own_epoch, self._own_epoch + 1
-        resume = (
-            self._resume_at is not None and epoch == self._epoch
-        )  # a position saved in another epoch is void
+        # a position saved in another epoch is void
+        resume = self._resume_at is not None and epoch == self._epoch
         start = self._resume_at if resume else 0
         self._epoch, self._consumed, self._resume_at = epoch, start, None
-        views = (
-            not self.shuffle and self.world_size == 1
-        )  # evaluation: contiguous slices, no gather, no copy
+        # evaluation: contiguous slices, no gather, no copy
+        views = not self.shuffle and self.world_size == 1
         order = None if views else self.order(epoch).to(self.labels.device)
         for first in range(start * self.batch_size, self._shard_size(), self.batch_size):
             idx = (

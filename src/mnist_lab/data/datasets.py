@@ -1,5 +1,6 @@
-"""The dataset registry. The MNIST family shares one format (four IDX files of 28x28 greyscale images),
-so a dataset is its torchvision class, its pixel statistics and its class names; adding one is one entry.
+"""The dataset registry. The MNIST family shares one format (four IDX files of 28x28 greyscale
+images), so a dataset is its torchvision class, its pixel statistics and its class names; adding
+one is one entry.
 """
 
 from __future__ import annotations

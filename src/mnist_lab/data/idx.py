@@ -1,8 +1,8 @@
-"""Checks on the IDX files before torchvision reads them, so that a truncated download or a wrong file
-fails with its name and what is wrong, not as a reshape error deep inside torchvision.
+"""Checks on the IDX files before torchvision reads them, so that a truncated download or a wrong
+file fails with its name and what is wrong, not as a reshape error deep inside torchvision.
 
-An IDX file is a 4-byte magic (two zero bytes, a type code, the number of dimensions), one big-endian
-int32 per dimension, then the values.
+An IDX file is a 4-byte magic (two zero bytes, a type code, the number of dimensions), one
+big-endian int32 per dimension, then the values.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def check_idx(path: Path, item_shape: tuple[int, ...]) -> int:
     dims = struct.unpack(f">{magic[3]}i", header)
     if magic[2] != 0x08 or not dims or dims[1:] != item_shape:
         raise DataError(
-            f"{path} holds type 0x{magic[2]:02x} of shape {dims}, not unsigned bytes of (N, *{item_shape})"
+            f"{path} holds type 0x{magic[2]:02x} of shape {dims}, "
+            f"not unsigned bytes of (N, *{item_shape})"
         )
     size, expected = path.stat().st_size, 4 + len(header) + math.prod(dims)
     if size != expected:

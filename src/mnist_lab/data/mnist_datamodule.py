@@ -1,9 +1,9 @@
 """MNIST, Fashion-MNIST and KMNIST as a LightningDataModule that keeps every split in tensors.
 
-torchvision decodes the IDX files once, the images are normalised once, and batches are cut by index
-(:class:`~mnist_lab.data.batches.TensorBatchLoader`): the per-sample PIL -> ToTensor -> collate path
-is several times slower on a 2-core CPU than the MLP's own step. On a GPU the tensors move to the
-device once (``on_device``) and batches are gathered there, with no copy per batch.
+torchvision decodes the IDX files once, the images are normalised once, and batches are cut by
+index (:class:`~mnist_lab.data.batches.TensorBatchLoader`): the per-sample PIL -> ToTensor ->
+collate path is several times slower on a 2-core CPU than the MLP's own step. On a GPU the tensors
+move to the device once (``on_device``) and batches are gathered there, with no copy per batch.
 """
 
 from __future__ import annotations
@@ -25,32 +25,38 @@ MNIST_MEAN, MNIST_STD = DATASETS["mnist"].mean, DATASETS["mnist"].std
 
 
 def normalise(images: Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) with the dataset's mean and std (MNIST's by default)."""
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28), normalised with the dataset's mean and std
+    (MNIST's by default)."""
     return ((images.float() / 255.0 - mean) / std).unsqueeze(1).contiguous()
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """A dataset of the MNIST family from ``data_dir``, a torchvision root (``<data_dir>/<Class>/raw/*-ubyte``).
+    """A dataset of the MNIST family from ``data_dir``, a torchvision root
+    (``<data_dir>/<Class>/raw/*-ubyte``).
 
-    ``num_classes``, ``image_shape`` and ``class_names`` say what the data is; the CLI links them into the model.
+    ``num_classes``, ``image_shape`` and ``class_names`` say what the data is; the CLI links them
+    into the model.
 
     Args:
-        data_dir: the torchvision root; the download (``download``) is tried only when files are absent.
-        dataset: ``mnist``, ``fashion_mnist`` or ``kmnist`` (:data:`~mnist_lab.data.datasets.DATASETS`).
+        data_dir: the torchvision root; the download (``download``) is tried only when files are
+            absent.
+        dataset: ``mnist``, ``fashion_mnist`` or ``kmnist``
+            (:data:`~mnist_lab.data.datasets.DATASETS`).
         batch_size: of training; ``eval_batch_size`` of validation, test and predict.
-        val_size: images of the training file held out for validation, the first of a ``split_seed`` permutation.
-        train_size: train on the next this many (None: all the rest), so validation never depends on it and a
-            smaller subset lies inside a larger one, whatever the run's seed.
-        augment: a small random affine (``augment_degrees``, ``augment_translate``) on training batches.
-        shuffle_seed: of the training order (epoch ``e`` uses ``(shuffle_seed, e)``); default: the run's seed.
-        on_device: keep the data on the trainer's GPU and gather batches there (``False``: in host memory).
+        val_size: images of the training file held out for validation, the first of a
+            ``split_seed`` permutation.
+        train_size: train on the next this many (None: all the rest), so validation never depends
+            on it and a smaller subset lies inside a larger one, whatever the run's seed.
+        augment: a small random affine (``augment_degrees``, ``augment_translate``) on training
+            batches.
+        shuffle_seed: of the training order (epoch ``e`` uses ``(shuffle_seed, e)``); default: the
+            run's seed.
+        on_device: keep the data on the trainer's GPU and gather batches there (``False``: in host
+            memory).
     """
 
-    image_shape: tuple[int, int, int] = (
-        1,
-        28,
-        28,
-    )  # the IDX checks hold every dataset of the family to it
+    # the IDX checks hold every dataset of the family to it
+    image_shape: tuple[int, int, int] = (1, 28, 28)
 
     def __init__(
         self,
@@ -83,9 +89,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.raw_dir = self.data_dir / self.spec.torchvision_class / "raw"
         self._splits: dict[str, Split] = {}
         self._train_loader: TensorBatchLoader | None = None
-        self._train_state: dict[str, Any] | None = (
-            None  # a checkpoint's, read before the loader exists
-        )
+        # a checkpoint's, read before the loader exists
+        self._train_state: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -103,7 +108,7 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def _check_sizes(self, n_images: int) -> None:
-        """The validation split must leave training images, and ``train_size`` must fit in what it leaves."""
+        """Validation must leave training images, and ``train_size`` must fit in what it leaves."""
         val_size, train_size = self.hparams.val_size, self.hparams.train_size
         if val_size >= n_images:
             raise ConfigError(f"val_size={val_size} leaves no training images of {n_images}")
@@ -114,7 +119,7 @@ class MNISTDataModule(L.LightningDataModule):
             )
 
     def prepare_data(self) -> None:
-        """Download only when files are absent; check the files and the split sizes before a run exists."""
+        """Download only when files are absent; check files and split sizes before a run exists."""
         if not all((self.raw_dir / name).is_file() for name in MNIST_FILES):
             self._download()
         self._check_sizes(check_mnist_raw(self.raw_dir, len(self.spec.class_names)))
@@ -122,9 +127,10 @@ class MNISTDataModule(L.LightningDataModule):
     def _download(self) -> None:
         expected = "\n  ".join(str(self.raw_dir / name) for name in MNIST_FILES)
         hint = (
-            f"{self.spec.torchvision_class} is missing from {self.data_dir}. Expected these files:\n  {expected}\n"
-            "Copy them there (uncompressed IDX files), or set DATA_DIR / --data.data_dir to a folder "
-            "that has them, or allow the download with internet access."
+            f"{self.spec.torchvision_class} is missing from {self.data_dir}. "
+            f"Expected these files:\n  {expected}\n"
+            "Copy them there (uncompressed IDX files), or set DATA_DIR / --data.data_dir "
+            "to a folder that has them, or allow the download with internet access."
         )
         if not self.hparams.download:
             raise DataError(hint)
@@ -144,18 +150,15 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Decode once into tensors; later calls (fit, then test) reuse them."""
         if stage in (None, "fit", "validate") and "train" not in self._splits:
-            self._check_sizes(
-                check_mnist_raw(self.raw_dir, len(self.spec.class_names))
-            )  # again: setup() may run without prepare_data()
+            # again: setup() may run without prepare_data()
+            self._check_sizes(check_mnist_raw(self.raw_dir, len(self.spec.class_names)))
             images, labels = self._load(train=True)
             hp = self.hparams
             order = torch.randperm(
                 len(labels), generator=torch.Generator().manual_seed(hp.split_seed)
             )
-            val, train = (
-                order[: hp.val_size],
-                order[hp.val_size :][: hp.train_size],
-            )  # train_size None: the rest
+            # train_size None: the rest
+            val, train = order[: hp.val_size], order[hp.val_size :][: hp.train_size]
             self._splits["train"] = Split(images[train], labels[train])
             self._splits["val"] = Split(images[val], labels[val])
         if stage in (None, "test", "predict") and "test" not in self._splits:
@@ -163,7 +166,7 @@ class MNISTDataModule(L.LightningDataModule):
             self._splits["test"] = Split(*self._load(train=False))
 
     def data_device(self) -> torch.device:
-        """Where the tensors live: the trainer's accelerator when ``on_device`` and it is not the CPU."""
+        """Where the tensors live: the trainer's accelerator if ``on_device`` and not the CPU."""
         trainer = self.trainer
         if (
             self.hparams.on_device
@@ -210,8 +213,9 @@ class MNISTDataModule(L.LightningDataModule):
     predict_dataloader = test_dataloader  # the test images
 
     def state_dict(self) -> dict[str, Any]:
-        """Where the training epoch stands, in every checkpoint. Lightning saves stateful loaders too, but does
-        not restore one built before the checkpoint was read (``estimated_stepping_batches`` builds it early)."""
+        """Where the training epoch stands, in every checkpoint. Lightning saves stateful loaders
+        too, but does not restore one built before the checkpoint was read
+        (``estimated_stepping_batches`` builds it early)."""
         return (
             {} if self._train_loader is None else {"train_loader": self._train_loader.state_dict()}
         )
@@ -223,8 +227,8 @@ class MNISTDataModule(L.LightningDataModule):
             self._train_state = None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches only, on the device, as one batched op. The model summary's example input,
-        a bare tensor, passes through here too."""
+        """Augment training batches only, on the device, as one batched op. The model summary's
+        example input, a bare tensor, passes through here too."""
         hp, trainer = self.hparams, self.trainer
         if (
             hp.augment

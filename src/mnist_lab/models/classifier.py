@@ -56,16 +56,11 @@ class Classifier(L.LightningModule):
         with warnings.catch_warnings():  # modules built in Python are dropped just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters(logger=False)
-        for key in (
-            "net",
-            "loss",
-            "optimizer",
-            "scheduler",
-        ):  # built by the CLI, these are configs (dicts)
+        # Built by the CLI, these are configs (dicts). Built in Python, they are dropped: give them
+        # to load_from_checkpoint(net=...) again.
+        for key in ("net", "loss", "optimizer", "scheduler"):
             if not isinstance(self.hparams.get(key), (dict, type(None))):
-                del self.hparams[
-                    key
-                ]  # built in Python: give them to load_from_checkpoint(net=...) again
+                del self.hparams[key]
         self.net = net
         self.loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -76,16 +71,11 @@ class Classifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.train_loss, self.val_acc_best = (
-            MeanMetric(),
-            MaxMetric(),
-        )  # reduced over processes at epoch end
-        for metric in (
-            self.train_metrics,
-            self.train_loss,
-            self.val_acc_best,
-        ):  # in checkpoints: a resumed
-            metric.persistent(True)  # epoch and the best so far continue where they stopped
+        # reduced over processes at epoch end
+        self.train_loss, self.val_acc_best = MeanMetric(), MaxMetric()
+        # in checkpoints: a resumed epoch and the best so far continue where they stopped
+        for metric in (self.train_metrics, self.train_loss, self.val_acc_best):
+            metric.persistent(True)
         self.example_input_array = torch.zeros(2, *input_shape)  # the summary's sizes
         self.compile_net, self.channels_last, self._compiled = compile, channels_last, None
 
@@ -114,23 +104,22 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, logits, y = self._shared_step(batch)
-        # Stop before backward, with the last good weights; on a GPU the check syncs: only on logged steps.
+        # Stop before backward, with the last good weights. On a GPU the check syncs, so it runs
+        # only on logged steps.
         check = loss.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0
         if check and not torch.isfinite(loss):
             raise diverged(self.trainer, float(loss.detach()))
         self.train_metrics.update(logits.detach(), y)
         self.train_loss.update(loss.detach())
-        if (
-            self.global_step + 1
-        ) % self.trainer.log_every_n_steps == 0:  # the steps the logger writes:
-            self.log(
-                "train/loss_step", loss.detach(), prog_bar=True
-            )  # a log call costs 10% of an MLP epoch
+        # Only on the steps the logger writes: a log call is a sizeable part of an MLP step.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss.detach(), prog_bar=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        # Metric objects are logged once an epoch: Lightning moves a logged Metric to the device at every
-        # log call (~1.8 ms, a tenth of an MLP step), and computes, reduces over processes and resets it here.
+        # Metric objects are logged once an epoch: Lightning moves a logged Metric to the device at
+        # every log call, a cost per-step logging would pay each step. Here it also computes,
+        # reduces over processes and resets them (docs/performance.md, issue 14).
         self.log("train/loss_epoch", self.train_loss)
         self.log_dict(self.train_metrics)
 
@@ -142,9 +131,8 @@ class Classifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:  # the sanity check's validation must not count
-            self.val_acc_best(
-                self.val_metrics["acc"].compute()
-            )  # compute() is cached for Lightning's log
+            # compute() is cached for Lightning's log
+            self.val_acc_best(self.val_metrics["acc"].compute())
             self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -184,9 +172,11 @@ def diverged(trainer: L.Trainer, loss: float) -> DivergenceError:
         c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")
     ]
     return DivergenceError(
-        f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): the loss is "
-        f"{loss} at learning rate {lr:.3g} (base {base:.3g}). Try a smaller LR (e.g. LR={base / 10:.3g}), "
-        "gradient clipping (--trainer.gradient_clip_val=1.0), batch norm (BN=true) or a smaller init; "
+        f"training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): "
+        f"the loss is {loss} at learning rate {lr:.3g} (base {base:.3g}). "
+        f"Try a smaller LR (e.g. LR={base / 10:.3g}), "
+        "gradient clipping (--trainer.gradient_clip_val=1.0), batch norm (BN=true) "
+        "or a smaller init; "
         + (
             f"the checkpoints saved before it are kept: {', '.join(kept)}"
             if kept

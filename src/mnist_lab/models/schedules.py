@@ -1,4 +1,5 @@
-"""LR schedules that learn the run's length from the module, so EPOCHS=3 and EPOCHS=30 both decay fully.
+"""LR schedules that learn the run's length from the module, so EPOCHS=3 and EPOCHS=30 both decay
+fully.
 
 A scheduler with a ``set_horizon(n)`` method is told, once, how many scheduler steps the run will
 take (``Classifier.configure_optimizers`` calls it); torch's own schedulers work unchanged
@@ -18,7 +19,8 @@ from mnist_lab.errors import ConfigError
 
 
 class CosineDecay(LRScheduler):
-    """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to ``min_lr_ratio * lr``."""
+    """Linear warm-up over ``warmup_fraction`` of the run, then cosine decay to
+    ``min_lr_ratio * lr``."""
 
     def __init__(
         self, optimizer: Optimizer, warmup_fraction: float = 0.0, min_lr_ratio: float = 0.0
@@ -48,7 +50,7 @@ class CosineDecay(LRScheduler):
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Resume the schedule; if the run's length changed (more epochs), re-plan it for the new length.
+        """Resume the schedule; if the run's length changed (more epochs), re-plan it to fit.
 
         Without this, a finished run extended from its checkpoint would restore the old horizon and
         train at ``min_lr_ratio * lr`` (0 by default) for every added step.
@@ -60,8 +62,9 @@ class CosineDecay(LRScheduler):
             self._apply(self.get_lr())
             if rank_zero_only.rank == 0:  # a note, not a warning: nothing is wrong
                 print(
-                    f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; at step "
-                    f"{self.last_epoch} the learning rate is now {self.get_last_lr()[0]:.3g}, decaying to the new end",
+                    f"CosineDecay re-planned for the new run length: {old} -> {planned} steps; "
+                    f"at step {self.last_epoch} the learning rate is now "
+                    f"{self.get_last_lr()[0]:.3g}, decaying to the new end",
                     file=sys.stderr,
                 )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.utils.mlflow_tags import (
-    MLFLOW_PARENT_RUN_ID as PARENT_TAG,
-)  # the tag the UI nests child runs by
+
+# the tag the UI nests child runs by
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG
 
 __all__ = ["PARENT_TAG", "newest_tagged_run", "tagged_runs"]
 

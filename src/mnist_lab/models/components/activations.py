@@ -1,7 +1,7 @@
-"""The activation registry: one name -> one factory, plus what its layer's init needs to know about it.
+"""The activation registry: one name -> one factory, plus what its layer's init needs to know.
 
-Networks resolve their activation once with :func:`resolve_activation`; ``lookup`` and ``check_args`` serve
-the init registry too.
+Networks resolve their activation once with :func:`resolve_activation`; ``lookup`` and
+``check_args`` serve the init registry too.
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ def _prelu(num_features: int, init: float = 0.25, per_channel: bool = False) -> 
 
 @dataclass(frozen=True)
 class ActivationSpec:
-    """A registry entry: how to build an activation, and which ``calculate_gain`` nonlinearity suits it."""
+    """A registry entry: how to build an activation, and which ``calculate_gain`` nonlinearity
+    suits it."""
 
     factory: Callable[..., nn.Module]
     nonlinearity: str = "linear"
     gain_arg: str | None = None  # the factory argument that is calculate_gain's ``param``
-    pieces_arg: str | None = (
-        None  # the factory argument saying how many inputs make one output (maxout's k)
-    )
+    # the factory argument saying how many inputs make one output (maxout's k)
+    pieces_arg: str | None = None
     needs_width: bool = False  # the factory takes the layer's unit count first
 
 
@@ -85,17 +85,18 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
     "gelu": ActivationSpec(nn.GELU, "relu"),
     "silu": ActivationSpec(nn.SiLU, "relu"),
     "mish": ActivationSpec(nn.Mish, "relu"),
-    "selu": ActivationSpec(
-        nn.SELU
-    ),  # torch's docs: self-normalising nets want the linear (LeCun) gain
+    # torch's docs: self-normalising nets want the linear (LeCun) gain
+    "selu": ActivationSpec(nn.SELU),
 }
 
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation resolved once: ``activation(width)`` builds its module for a layer of ``width`` units.
+    """An activation resolved once: ``activation(width)`` builds its module for a layer of
+    ``width`` units.
 
-    ``nonlinearity`` and ``param`` are what ``calculate_gain`` takes; the layer before emits ``pieces`` x width.
+    ``nonlinearity`` and ``param`` are what ``calculate_gain`` takes; the layer before emits
+    ``pieces`` x width.
     """
 
     name: str
@@ -148,7 +149,7 @@ def _fits(default: Any, value: Any) -> bool:
 def check_args(
     kind: str, name: str, fn: Callable[..., Any], args: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """Every argument ``fn`` runs with (its defaults, overridden by ``args``), failing early on a bad one.
+    """Every argument ``fn`` runs with (its defaults, overridden by ``args``); bad ones fail early.
 
     ``fn`` takes the arguments it has defaults for; a bool's must be a bool, an int's an int
     (maxout's ``k`` of 2.5 would fail only at the first forward pass), a float's a number.
@@ -159,7 +160,8 @@ def check_args(
     }
     if unknown := sorted(set(args or {}) - set(defaults)):
         raise ConfigError(
-            f"{kind} {name!r} takes no argument {unknown}; it takes: {', '.join(defaults) or 'none'}"
+            f"{kind} {name!r} takes no argument {unknown}; "
+            f"it takes: {', '.join(defaults) or 'none'}"
         )
     for key, value in (args or {}).items():
         if not _fits(defaults[key], value):
@@ -172,11 +174,12 @@ def check_args(
 def resolve_activation(
     activation: ActivationLike, args: Mapping[str, Any] | None = None
 ) -> Activation:
-    """Resolve ``activation`` once, like timm's ``get_act_layer``; fail early on a bad name or argument.
+    """Resolve ``activation`` once, like timm's ``get_act_layer``; fail early on a bad name or
+    argument.
 
-    ``activation`` is a registry name (``"leaky_relu"``), an ``nn.Module`` class (``nn.Hardswish``, which
-    gets gain 1 unless registered) or its import path (``"torch.nn.Hardswish"``), or an :class:`Activation`.
-    ``args`` go to its factory (``{negative_slope: 0.1}``, ``{k: 3}``).
+    ``activation`` is a registry name (``"leaky_relu"``), an ``nn.Module`` class (``nn.Hardswish``,
+    which gets gain 1 unless registered) or its import path (``"torch.nn.Hardswish"``), or an
+    :class:`Activation`. ``args`` go to its factory (``{negative_slope: 0.1}``, ``{k: 3}``).
     """
     if isinstance(activation, Activation):
         if args:
@@ -192,9 +195,8 @@ def resolve_activation(
     if isinstance(activation, str):
         name, spec = activation, lookup("activation", ACTIVATIONS, activation)
     elif isinstance(activation, type) and issubclass(activation, nn.Module):
-        registered = [
-            n for n, s in ACTIVATIONS.items() if s.factory is activation
-        ]  # so nn.Tanh gets tanh's gain
+        # so nn.Tanh gets tanh's gain
+        registered = [n for n, s in ACTIVATIONS.items() if s.factory is activation]
         name = registered[0] if registered else f"{activation.__module__}.{activation.__qualname__}"
         spec = ACTIVATIONS[name] if registered else ActivationSpec(activation)
     else:

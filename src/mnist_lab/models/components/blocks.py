@@ -1,7 +1,8 @@
-"""What both networks are made of: hidden blocks (weight layer, norm, activation, pool, dropout), then an output.
+"""What both networks are made of: hidden blocks (weight layer, norm, activation, pool, dropout),
+then an output.
 
-One block type means one place that decides where batch norm sits (before the activation, the usual
-choice, or after it): ``block.layer`` holds the weights, ``block.act`` produces the units.
+One block type means one place that decides where batch norm sits (before the activation, the
+usual choice, or after it): ``block.layer`` holds the weights, ``block.act`` produces the units.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ NormPosition = Literal["before", "after"]
 
 
 class HiddenBlock(nn.Module):
-    """``layer -> [norm] -> act -> [norm] -> [pool] -> [dropout]``, batch norm placed by ``norm_position``.
+    """``layer -> [norm] -> act -> [norm] -> [pool] -> [dropout]``, batch norm placed by
+    ``norm_position``.
 
-    ``layer(out_features, bias=...)`` builds the weight layer (a partial ``nn.Linear`` or ``nn.Conv2d``).
+    ``layer(out_features, bias=...)`` builds the weight layer (a partial ``nn.Linear`` or
+    ``nn.Conv2d``).
     """
 
     def __init__(
@@ -40,7 +43,8 @@ class HiddenBlock(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
-        # The layer emits a piece per input of the activation (maxout: k x width); BN before replaces its bias.
+        # The layer emits a piece per input of the activation (maxout: k x width); batch norm
+        # before the activation replaces its bias.
         self.layer = layer(width * act.pieces, bias=not (batch_norm and norm_position == "before"))
         self.norm_position = norm_position
         norm = nn.BatchNorm2d if isinstance(self.layer, nn.Conv2d) else nn.BatchNorm1d
@@ -64,7 +68,7 @@ class HiddenBlock(nn.Module):
 
 
 class Network(nn.Module):
-    """Hidden ``blocks``, then a linear ``output`` layer: the structure the lab's diagnostics walk."""
+    """Hidden ``blocks``, then a linear ``output``: the structure the lab's diagnostics walk."""
 
     blocks: nn.ModuleList
     output: nn.Linear
@@ -77,7 +81,6 @@ class Network(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
-            x = block(
-                x.flatten(1) if isinstance(block.layer, nn.Linear) else x
-            )  # dense layers take flat input
+            # dense layers take flat input
+            x = block(x.flatten(1) if isinstance(block.layer, nn.Linear) else x)
         return self.output(x.flatten(1))

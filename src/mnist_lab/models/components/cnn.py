@@ -42,8 +42,9 @@ DEFAULT_BLOCKS = (
 class CNN(Network):
     """``ConvBlock x len(blocks) -> flatten -> [dense HiddenBlock] -> Linear(num_classes)``.
 
-    Activation, init, dropout and batch norm mean the same as in :class:`MLP`; batch norm is BatchNorm2d
-    in the conv blocks and BatchNorm1d in the head. ``head_width=0`` drops the dense hidden layer.
+    Activation, init, dropout and batch norm mean the same as in :class:`MLP`; batch norm is
+    BatchNorm2d in the conv blocks and BatchNorm1d in the head. ``head_width=0`` drops the dense
+    hidden layer.
     """
 
     def __init__(
@@ -87,7 +88,8 @@ class CNN(Network):
                 HiddenBlock(conv, s.channels, act, batch_norm, batch_norm_position, dropout, pool)
             )
             in_channels = s.channels
-        try:  # size the head by tracing a dummy batch, in eval mode so batch norm's statistics stay put
+        # Size the head by tracing a dummy batch, in eval mode so batch norm's statistics stay put.
+        try:
             with torch.no_grad():
                 features = (
                     nn.Sequential(*self.blocks).eval()(torch.zeros(2, *input_shape))[0].numel()

@@ -1,7 +1,8 @@
 """The weight-init registry: one name -> one function of (weight, nonlinearity, param, **args).
 
-Gains follow the layer's activation (``calculate_gain``, with leaky_relu's and PReLU's slope). Biases start at 0
-and batch norm at torch's weight 1, bias 0, so the scheme alone decides how the weights start.
+Gains follow the layer's activation (``calculate_gain``, with leaky_relu's and PReLU's slope).
+Biases start at 0 and batch norm at torch's weight 1, bias 0, so the scheme alone decides how the
+weights start.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ INITS: dict[str, Callable[..., Any]] = {
 def init_weights(
     net: Network, scheme: str, args: Mapping[str, Any] | None, act: Activation
 ) -> dict[str, Any]:
-    """Init every hidden layer of ``net`` for ``act``'s gain and its output layer as linear, biases at
-    zero; the init's arguments, its defaults included."""
+    """Init every hidden layer of ``net`` for ``act``'s gain and its output layer as linear,
+    biases at zero; return the init's arguments, its defaults included."""
     init = lookup("init", INITS, scheme)
     every = check_args("init", scheme, init, args)
     layers = [(block.layer, act.nonlinearity, act.param) for block in net.blocks] + [

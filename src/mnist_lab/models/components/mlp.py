@@ -1,4 +1,5 @@
-"""A plain multi-layer perceptron for 28x28 digits, with pluggable activation, init, dropout and norm."""
+"""A plain multi-layer perceptron for 28x28 digits, with pluggable activation, init, dropout and
+norm."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ class MLP(Network):
     """``flatten -> HiddenBlock x len(hidden_sizes) -> Linear(num_classes)``, returning logits.
 
     Args:
-        depth, width: ``depth`` hidden layers of ``width`` units each (depth 0: logistic regression).
+        depth, width: ``depth`` hidden layers of ``width`` units each (depth 0: logistic
+            regression).
         hidden_sizes: explicit units per hidden layer, input side first; replaces depth and width.
         activation: a name from the activation registry, an ``nn.Module`` class or its import path
             (``torch.nn.Hardswish``); ``activation_args`` its parameters (``{negative_slope: 0.1}``,
             ``{k: 3}`` for maxout, ``{per_channel: true}`` for prelu).
-        weight_init: a name from the init registry; ``weight_init_args`` its parameters (``{std: 0.1}``).
+        weight_init: a name from the init registry; ``weight_init_args`` its parameters
+            (``{std: 0.1}``).
         dropout: drop probability after each hidden block, in [0, 1).
         batch_norm: add BatchNorm1d to each hidden block, ``batch_norm_position`` the activation.
     """
@@ -53,7 +56,8 @@ class MLP(Network):
             hidden_sizes = [width] * depth
         if min([*hidden_sizes, num_classes]) <= 0:
             raise ConfigError(
-                f"hidden_sizes and num_classes must be positive, got {hidden_sizes} and {num_classes}"
+                "hidden_sizes and num_classes must be positive, "
+                f"got {hidden_sizes} and {num_classes}"
             )
         in_features = math.prod(input_shape)
         self.blocks = nn.ModuleList()
