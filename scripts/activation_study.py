@@ -1,9 +1,10 @@
-"""The study: each claim of src/lab/study/claims as a grid x seeds, one parent MLflow run, nested child runs.
+"""The study: each claim of src/lab/study/claims as a grid x seeds, nested in one MLflow run.
 
-make compare SEEDS=3 JOBS=2          # every claim, 3 seeds -> reports/activation_study.md
-make compare CLAIM=saturation        # one claim (several: CLAIM='saturation init')
-make compare QUICK=1                 # a few batches per run, 1 seed -> outputs/study/activation_study.md
-python scripts/activation_study.py --report-only <study id>   # rebuild a past study's report from MLflow
+make compare SEEDS=3 JOBS=2    # every claim, 3 seeds -> reports/activation_study.md
+make compare CLAIM=saturation  # one claim (several: CLAIM='saturation init')
+make compare QUICK=1           # a few batches per run, 1 seed -> outputs/study/activation_study.md
+# rebuild a past study's report from MLflow:
+python scripts/activation_study.py --report-only <study id>
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from lab.study.claims import CLAIMS, Claim, select
 from lab.study.grid import QUICK_ARGS, Job, command
 from lab.study.results import collect, find_parent
 from lab.study.runner import cost_s, estimate_s, jobs_for, run_all
+
 from mnist_lab.errors import ConfigError
 from mnist_lab.names import resolve_tracking_uri
 from mnist_lab.recovery import SIGNALS, handling
 from mnist_lab.tracking.logger import RunLogger
 
 FULL_REPORT = Path("reports/activation_study.md")
-QUICK_REPORT = Path(
-    "outputs/study/activation_study.md"
-)  # a quick study never overwrites the shipped report
+# a quick study never overwrites the shipped report
+QUICK_REPORT = Path("outputs/study/activation_study.md")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,8 +105,8 @@ def cpu_name() -> str:
 
 
 def diverged(client: MlflowClient, parent_id: str) -> set[str]:
-    """The study's runs that diverged (the CLI's ``DivergenceError``): an outcome some claims count (a learning
-    rate too high), not a broken run."""
+    """The study's runs that diverged (the CLI's ``DivergenceError``): an outcome some claims count
+    (a learning rate too high), not a broken run."""
     experiment = client.get_run(parent_id).info.experiment_id
     failed = client.search_runs(
         [experiment], f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FAILED'"
@@ -131,20 +132,21 @@ def describe(
         ["python", "scripts/activation_study.py", *(sys.argv[1:] if argv is None else argv)]
     )
     return (
-        f"Study `{study_id}`: {runs} runs ({nan} diverged, {failed} failed otherwise), seeds {args.seeds}"
-        f"{' (quick mode: a few batches per run)' if args.quick else ''}.\n\n"
-        f"Command: `{invocation}`  \nWall time: {wall / 60:.1f} min with {args.jobs} parallel job(s) on "
+        f"Study `{study_id}`: {runs} runs ({nan} diverged, {failed} failed otherwise), seeds "
+        f"{args.seeds}{' (quick mode: a few batches per run)' if args.quick else ''}.\n\nCommand: "
+        f"`{invocation}`  \nWall time: {wall / 60:.1f} min with {args.jobs} parallel job(s) on "
         f"{os.cpu_count()} CPU core(s) ({cpu_name()}), torch {torch.__version__}, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}.  \nMLflow experiment `{args.experiment}`: the parent run "
-        f"`study-{study_id}` holds one nested run per configuration and seed. Rebuild this report with "
-        f"`python scripts/activation_study.py --report-only {study_id}`."
+        f"{datetime.now(timezone.utc):%Y-%m-%d}.  \nMLflow experiment `{args.experiment}`: the "
+        f"parent run `study-{study_id}` holds one nested run per configuration and seed. Rebuild "
+        f"this report with `python scripts/activation_study.py --report-only {study_id}`."
     )
 
 
 def publish(
     client: MlflowClient, parent_id: str, claims: list[Claim], header: str, out: Path
 ) -> int:
-    """Read the children back with ``MlflowClient.search_runs``, write the report and plots, log them to the parent."""
+    """Read the children back with ``MlflowClient.search_runs``, write the report and plots, log
+    them to the parent."""
     parent = client.get_run(parent_id)
     records = collect(client, parent, {c.name: c.metrics for c in claims})
     images = report.write(claims, records, header, out)
@@ -189,15 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     args.jobs = max(1, min(args.jobs, len(jobs)))
     minutes = estimate_s(claims, args.seeds, args.jobs, args.quick) / 60
     print(
-        f"planned: {len(jobs)} runs ({', '.join(f'{c.name} {len(c.variants)}' for c in claims)} configurations "
-        f"x {len(args.seeds)} seed(s)) in {args.jobs} worker process(es): about {minutes:.0f} min -> {args.out}",
+        f"planned: {len(jobs)} runs ({', '.join(f'{c.name} {len(c.variants)}' for c in claims)} "
+        f"configurations x {len(args.seeds)} seed(s)) in {args.jobs} worker process(es): about "
+        f"{minutes:.0f} min -> {args.out}",
         flush=True,
     )
     if args.plan:
         return 0
 
     study_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    # The parent run opens first: it creates the store and the experiment before parallel runs race to.
+    # The parent run opens first: it creates the store and the experiment before parallel runs
+    # race to.
     parent = RunLogger(
         experiment_name=args.experiment,
         run_name=f"study-{study_id}",
@@ -239,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             failures = [label for label in failures if label not in nan]
             if nan:
                 print(
-                    f"{len(nan)} run(s) diverged (NaN loss): outcomes the claims count, not failures"
+                    f"{len(nan)} run(s) diverged (NaN loss): outcomes the claims count, not "
+                    "failures"
                 )
             if failures:
                 print(f"{len(failures)} failed run(s); logs in {logs}", file=sys.stderr)
@@ -248,9 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             n = publish(client, parent.run_id, claims, header, args.out)
             if failures:
                 raise RuntimeError(f"{len(failures)} run(s) failed")
-    except (
-        KeyboardInterrupt
-    ) as stopped:  # the workers' runs ended KILLED; queued ones never started
+    # the workers' runs ended KILLED; queued ones never started
+    except KeyboardInterrupt as stopped:
         print(f"study {study_id} stopped; its finished runs stay in MLflow", file=sys.stderr)
         return 128 + (stopped.args[0] if stopped.args else 2)
     except RuntimeError:

@@ -7,21 +7,24 @@ For each model (the network, optimiser and batch size of ``configs/net/<model>.y
 
   (a)   hand    a hand-written loop over the datamodule's tensors: forward, loss, backward, step;
   (a')  floor   a minimal LightningModule over the same tensors (no logging, metrics or callbacks);
-  (b)   lean    the template (``TemplateCLI`` from the config) with only its checkpoint and recovery callbacks,
-              no logger, no progress bar;
-  (c)   default the template at its defaults (MLflow run in a throwaway store, diagnostics, progress bar);
-  (d0)  tv0     (b) fed by ``torchvision.datasets.MNIST`` + ``ToTensor``/``Normalize`` + ``DataLoader``;
+  (b)   lean    the template (``TemplateCLI`` from the config) with only its checkpoint and
+              recovery callbacks, no logger, no progress bar;
+  (c)   default the template at its defaults (MLflow run in a throwaway store, diagnostics,
+              progress bar);
+  (d0)  tv0     (b) fed by ``torchvision.datasets.MNIST`` + ``ToTensor``/``Normalize`` +
+              ``DataLoader``;
   (d2)  tv2     the same with ``num_workers=2``.
 
 (a) and (a') use a hand-written ``nn.Sequential`` with the config's layer sizes (its parameter count
 is checked against the template's network), the config's optimiser, no clipping and no schedule;
 they apply the config's batched augmentation when it has one, so every variant does the same work.
-An epoch is one training pass plus one validation pass; its time is the median over the epochs
-after the first (warm-up), as wall time and as this process's CPU time (``time.process_time``: on a
+An epoch is one training pass plus one validation pass; its time is the median over the epochs after
+the first (warm-up), as wall time and as this process's CPU time (``time.process_time``: on a
 machine shared with other jobs, the CPU time of a single-threaded run is the steadier of the two;
 DataLoader workers' CPU is not in it). Images per second count training plus validation images.
-Writes ``<out>.json`` and ``<out>.md`` and logs both, with every figure, to MLflow (experiment ``bench``);
-``--quick`` (a smoke run, no measurement) writes to the untracked ``outputs/bench_quick.*`` and says so.
+Writes ``<out>.json`` and ``<out>.md`` and logs both, with every figure, to MLflow (experiment
+``bench``); ``--quick`` (a smoke run, no measurement) writes to the untracked
+``outputs/bench_quick.*`` and says so.
 """
 
 from __future__ import annotations
@@ -74,8 +77,8 @@ TARGETS = {  # issue 9's, on wall time: model -> ratio -> at most
 
 
 def verdict(per_repeat: list[float], target: float) -> str:
-    """``met`` if every repeat's ratio is within the target, ``missed`` if none is; else the repeats disagree,
-    and the machine's noise, not the template, decides a verdict from their median."""
+    """``met`` if every repeat's ratio is within the target, ``missed`` if none is; else the repeats
+    disagree, and the machine's noise, not the template, decides a verdict from their median."""
     if max(per_repeat) <= target:
         return "met"
     if min(per_repeat) > target:
@@ -83,7 +86,7 @@ def verdict(per_repeat: list[float], target: float) -> str:
     return "within the noise"
 
 
-# ---- the hand-written networks --------------------------------------------------------------------
+# ---- the hand-written networks -------------------------------------------------------------------
 def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
     """``configs/net/mlp.yaml``'s MLP written out: Linear, ReLU, Dropout per hidden layer."""
     widths = net_args.get("hidden_sizes") or [net_args.get("width", 512)] * net_args.get("depth", 2)
@@ -100,7 +103,8 @@ def hand_mlp(net_args: dict[str, Any]) -> nn.Module:
 
 
 def hand_cnn(net_args: dict[str, Any]) -> nn.Module:
-    """``configs/net/cnn.yaml``'s CNN written out: Conv, BatchNorm, ReLU, [MaxPool], Dropout; then the dense head."""
+    """``configs/net/cnn.yaml``'s CNN written out: Conv, BatchNorm, ReLU, [MaxPool], Dropout; then
+    the dense head."""
     drop, layers, channels, size = net_args.get("dropout", 0.0), [], 1, 28
     for block in (
         b if isinstance(b, ConvBlockSpec) else ConvBlockSpec(**b) for b in net_args["blocks"]
@@ -130,9 +134,10 @@ def hand_cnn(net_args: dict[str, Any]) -> nn.Module:
 HAND_NETS = {"mlp": hand_mlp, "cnn": hand_cnn}
 
 
-# ---- shared pieces --------------------------------------------------------------------------------
+# ---- shared pieces -------------------------------------------------------------------------------
 class Batches:
-    """Shuffled (or ordered) batches cut from tensors with one gather each: what a hand loop does."""
+    """Shuffled (or ordered) batches cut from tensors with one gather each: what a hand loop
+    does."""
 
     def __init__(
         self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool, limit: int | None
@@ -160,7 +165,8 @@ def augmenter(data: MNISTDataModule) -> Callable[[Tensor], Tensor]:
 
 
 class EpochTimer(L.Callback):
-    """Wall time of each training epoch, its validation pass included (Lightning 2 validates inside it)."""
+    """Wall time of each training epoch, its validation pass included (Lightning 2 validates inside
+    it)."""
 
     def __init__(self) -> None:
         self.times: list[tuple[float, float]] = []
@@ -181,7 +187,7 @@ def since(start: tuple[float, float]) -> tuple[float, float]:
     return wall - start[0], cpu - start[1]
 
 
-# ---- (a) and (a') ---------------------------------------------------------------------------------
+# ---- (a) and (a') --------------------------------------------------------------------------------
 def run_hand(ctx: dict[str, Any]) -> list[tuple[float, float]]:
     net, opt, train, val, aug = ctx["hand_net"](), None, ctx["train"], ctx["val"], ctx["augment"]
     opt = ctx["optimizer"](net.parameters())
@@ -224,16 +230,21 @@ class Minimal(L.LightningModule):
 def run_floor(ctx: dict[str, Any]) -> list[tuple[float, float]]:
     timer = EpochTimer()
     trainer = L.Trainer(
-        max_epochs=ctx["epochs"], logger=False, callbacks=[timer], enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+        max_epochs=ctx["epochs"],
+        logger=False,
+        callbacks=[timer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
         default_root_dir=ctx["tmp"],
-    )  # fmt: skip
+    )
     model = Minimal(ctx["hand_net"](), ctx["optimizer"], ctx["augment"])
     trainer.fit(model, train_dataloaders=ctx["train"], val_dataloaders=ctx["val"])
     return timer.times
 
 
-# ---- (b), (c), (d): the template through its own CLI ----------------------------------------------
+# ---- (b), (c), (d): the template through its own CLI ---------------------------------------------
 def template_config(ctx: dict[str, Any], lean: bool) -> Path:
     """Over the model's network: the run's length, a throwaway store, and for (b) the extras off."""
     trainer: dict[str, Any] = {
@@ -263,10 +274,10 @@ def template_config(ctx: dict[str, Any], lean: bool) -> Path:
 
 
 def build_template(ctx: dict[str, Any], lean: bool) -> TemplateCLI:
-    """The template as ``make train MODEL=<model>`` builds it (network, its recipe), plus the run's settings."""
-    recipe = (
-        CONFIG_DIR / "recipes" / f"{ctx['model']}.yaml"
-    )  # what `make train MODEL=<model>` stacks too
+    """The template as ``make train MODEL=<model>`` builds it (network, its recipe), plus the run's
+    settings."""
+    # what `make train MODEL=<model>` stacks too
+    recipe = CONFIG_DIR / "recipes" / f"{ctx['model']}.yaml"
     stack = [CONFIG_DIR / "net" / f"{ctx['model']}.yaml", *([recipe] if recipe.is_file() else [])]
     args = [arg for path in stack for arg in ("--config", str(path))] + [
         "--config",
@@ -329,9 +340,12 @@ class TorchvisionMNIST(MNISTDataModule):
 
     def _tv_loader(self, data: Any, batch_size: int, shuffle: bool) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
-            data, batch_size=batch_size, shuffle=shuffle, num_workers=self.workers,
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.workers,
             persistent_workers=self.workers > 0,
-        )  # fmt: skip
+        )
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return self._tv_loader(self.train_set, self.hparams.batch_size, shuffle=True)
@@ -364,9 +378,8 @@ def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
 
     net = ctx["hand_net"]()
     for p in net.parameters():
-        p.grad = (
-            torch.randn_like(p) * 1e-4
-        )  # under the clipping limit, the usual case late in training
+        # under the clipping limit, the usual case late in training
+        p.grad = torch.randn_like(p) * 1e-4
     n = ctx["batch_size"]
     preds, labels, loss = torch.randint(0, 10, (n,)), torch.randint(0, 10, (n,)), torch.rand(())
     acc, mean = MulticlassAccuracy(10, average="micro"), MeanMetric()
@@ -399,9 +412,10 @@ def parts(ctx: dict[str, Any], repeats: int = 200) -> dict[str, float]:
     return out
 
 
-# ---- one model ------------------------------------------------------------------------------------
+# ---- one model -----------------------------------------------------------------------------------
 def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """Everything (a) and (a') share with the template: its data tensors, optimiser and network sizes."""
+    """Everything (a) and (a') share with the template: its data tensors, optimiser and network
+    sizes."""
     ctx: dict[str, Any] = {
         "model": model,
         "epochs": args.epochs,
@@ -439,12 +453,10 @@ def context(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ctx = context(model, args, tmp)
     rows: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
-    repeat_s: dict[str, list[float]] = {
-        v: [] for v in args.variants
-    }  # each repeat's median epoch, wall
-    for _ in range(
-        args.repeats
-    ):  # interleaved, so drift in the machine's load hits every variant alike
+    # each repeat's median epoch, wall
+    repeat_s: dict[str, list[float]] = {v: [] for v in args.variants}
+    # interleaved, so drift in the machine's load hits every variant alike
+    for _ in range(args.repeats):
         for variant in args.variants:
             L.seed_everything(42, verbose=False)
             times = RUNNERS[variant](ctx)
@@ -454,16 +466,24 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
             shown = " ".join(f"{w:6.2f}/{c:.2f}" for w, c in times)
             print(f"  {model:<4} {variant:<8} wall/cpu s: {shown}", flush=True)
     result: dict[str, Any] = {
-        "params": ctx["params"], "optimizer": ctx["optimizer_repr"], "batch_size": ctx["batch_size"],
-        "eval_batch_size": ctx["eval_batch_size"], "images_per_epoch": ctx["images_per_epoch"], "variants": {},
-    }  # fmt: skip
+        "params": ctx["params"],
+        "optimizer": ctx["optimizer_repr"],
+        "batch_size": ctx["batch_size"],
+        "eval_batch_size": ctx["eval_batch_size"],
+        "images_per_epoch": ctx["images_per_epoch"],
+        "variants": {},
+    }
     for variant, times in rows.items():
         wall, cpu = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
         result["variants"][variant] = {
-            "label": VARIANTS[variant], "epoch_s": wall, "epoch_cpu_s": cpu,
-            "images_per_s": ctx["images_per_epoch"] / wall, "epochs_timed": len(times),
-            "epoch_times_s": [t[0] for t in times], "epoch_cpu_times_s": [t[1] for t in times],
-        }  # fmt: skip
+            "label": VARIANTS[variant],
+            "epoch_s": wall,
+            "epoch_cpu_s": cpu,
+            "images_per_s": ctx["images_per_epoch"] / wall,
+            "epochs_timed": len(times),
+            "epoch_times_s": [t[0] for t in times],
+            "epoch_cpu_times_s": [t[1] for t in times],
+        }
     result["parts_ms"] = parts(ctx)
     v = result["variants"]
     pairs = [(name, a, b) for name, (a, b) in RATIOS.items() if a in v and b in v]
@@ -484,7 +504,7 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
     return result
 
 
-# ---- report ---------------------------------------------------------------------------------------
+# ---- report --------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -496,24 +516,32 @@ def machine() -> dict[str, Any]:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-        "python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
         "load_avg_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }  # fmt: skip
+    }
 
 
-QUICK_CAVEAT = "**Quick mode: a few batches, to check that the bench runs; its times and ratios measure nothing.**"
+QUICK_CAVEAT = (
+    "**Quick mode: a few batches, to check that the bench runs; "
+    "its times and ratios measure nothing.**"
+)
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         f"`{report['command']}`  ",
-        f"{m['cpu']}, {m['cpu_cores']} cores ({m['torch_threads']} torch threads), GPU: {m['gpu'] or 'none'}; "
-        f"torch {m['torch']}, Lightning {m['lightning']}; {report['repeats']} interleaved repeats of "
-        f"{report['epochs']} epochs per variant, the first of each left out; "
-        f"{'quick mode; ' if report['quick'] else ''}load average at start {m['load_avg_at_start']:.2f}; "
-        f"{report['date']}.",
+        f"{m['cpu']}, {m['cpu_cores']} cores ({m['torch_threads']} torch threads), GPU: "
+        f"{m['gpu'] or 'none'}; torch {m['torch']}, Lightning {m['lightning']}; "
+        f"{report['repeats']} interleaved repeats of {report['epochs']} epochs per variant, the "
+        f"first of each left out; {'quick mode; ' if report['quick'] else ''}load average at start "
+        f"{m['load_avg_at_start']:.2f}; {report['date']}.",
         "",
         *([QUICK_CAVEAT, ""] if report["quick"] else []),
         "| model | variant | epoch wall s (median) | epoch CPU s (median) | images/s (wall) |",
@@ -541,8 +569,10 @@ def markdown(report: dict[str, Any]) -> str:
     for model, res in report["models"].items():
         for name, target in res["targets"].items():
             each = ", ".join(f"{r:.2f}" for r in res["ratios_by_repeat"][name])
-            lines.append(f"| {model} | {name} <= {target['at_most']} | {res['ratios'][name]:.2f} | {each} | "
-                         f"{target['verdict']} |")  # fmt: skip
+            lines.append(
+                f"| {model} | {name} <= {target['at_most']} | {res['ratios'][name]:.2f} | {each} | "
+                f"{target['verdict']} |"
+            )
     models = list(report["models"])
     lines += [
         "",
@@ -639,17 +669,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.epochs, args.repeats = min(args.epochs, 2), 1
         args.limit_train_batches = args.limit_train_batches or 4
         args.limit_val_batches = args.limit_val_batches or 2
-    args.out = args.out or (
-        "outputs/bench_quick" if args.quick else "reports/bench"
-    )  # quick: not a report
+    # quick: not a report
+    args.out = args.out or ("outputs/bench_quick" if args.quick else "reports/bench")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     report: dict[str, Any] = {
-        "command": "python scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
-        "epochs": args.epochs, "repeats": args.repeats, "quick": args.quick, "models": {},
-    }  # fmt: skip
+        "command": "python scripts/bench.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             report["models"][model] = bench_model(model, args, Path(tmp))

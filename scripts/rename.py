@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# stores, data, venv
 TOP_LEVEL_SKIPPED = {
     ".git",
     ".venv",
@@ -24,7 +25,7 @@ TOP_LEVEL_SKIPPED = {
     "data",
     "outputs",
     "lightning_logs",
-}  # stores, data, venv
+}
 
 
 def current_package(root: Path) -> str:

@@ -1,4 +1,5 @@
-"""The losses the textbook compares: cross-entropy or squared error, on softmax or per-class sigmoid outputs.
+"""The losses the textbook compares: cross-entropy or squared error, on softmax or per-class sigmoid
+outputs.
 
 The network always emits logits and predictions are always their argmax; ``output`` only says which
 squashing the *loss* sees. Cross-entropy is computed from the logits (``log_softmax``/``logsigmoid``
@@ -24,7 +25,8 @@ OUTPUTS = ("softmax", "sigmoid")
 
 
 class TextbookLoss(nn.Module):
-    """``loss`` of the ``output`` squashing against the labels (one-hot for all but softmax + cross-entropy)."""
+    """``loss`` of the ``output`` squashing against the labels (one-hot for all but softmax +
+    cross-entropy)."""
 
     def __init__(
         self,

@@ -21,7 +21,8 @@ from mnist_lab.models.components.init import INITS
 
 
 def bad_start(net: nn.Module, output_gain: float, bias_init: float) -> None:
-    """Scale the output layer's weights and shift every hidden block, after the network's own init."""
+    """Scale the output layer's weights and shift every hidden block, after the network's own
+    init."""
     for name, value in (("output_gain", output_gain), ("bias_init", bias_init)):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -36,12 +37,14 @@ def bad_start(net: nn.Module, output_gain: float, bias_init: float) -> None:
 
 
 class SchemeMLP(MLP):
-    """:class:`~mnist_lab.models.components.MLP` with the hidden layers' init and batch norm's momentum chosen.
+    """:class:`~mnist_lab.models.components.MLP` with the hidden layers' init and batch norm's
+    momentum chosen.
 
-    The template's ``xavier_*`` and ``kaiming_*`` scale by the activation's gain, so on a ReLU net Xavier
-    and He coincide; He et al. (2015) compare the two *schemes*: ``hidden_init="xavier"`` is Glorot's
-    N(0, 2 / (fan_in + fan_out)) (gain 1), ``"he"`` is N(0, 2 / fan_in), whatever the activation; the
-    output layer keeps ``weight_init``. ``bn_momentum`` is every BatchNorm's running-statistics momentum.
+    The template's ``xavier_*`` and ``kaiming_*`` scale by the activation's gain, so on a ReLU net
+    Xavier and He coincide; He et al. (2015) compare the two *schemes*: ``hidden_init="xavier"`` is
+    Glorot's N(0, 2 / (fan_in + fan_out)) (gain 1), ``"he"`` is N(0, 2 / fan_in), whatever the
+    activation; the output layer keeps ``weight_init``. ``bn_momentum`` is every BatchNorm's
+    running-statistics momentum.
     """
 
     def __init__(
@@ -89,8 +92,9 @@ class BadStartCNN(CNN):
 
 
 class Shifted(nn.Module):
-    """``act(x) + shift``: the same derivative as ``act``, only its outputs' centre moves (tanh + 1 lies in (0, 2),
-    sigmoid - 1/2 in (-1/2, 1/2)), so a comparison with ``act`` changes the centring alone."""
+    """``act(x) + shift``: the same derivative as ``act``, only its outputs' centre moves (tanh + 1
+    lies in (0, 2), sigmoid - 1/2 in (-1/2, 1/2)), so a comparison with ``act`` changes the centring
+    alone."""
 
     def __init__(self, act: nn.Module, shift: float) -> None:
         super().__init__()
@@ -104,13 +108,14 @@ class Shifted(nn.Module):
 
 
 class StudyMLP(MLP):
-    """The template's MLP with :class:`BadStartMLP`'s ``output_gain`` and ``bias_init``, plus what the gradient
-    claims vary, each applied after the template's own init.
+    """The template's MLP with :class:`BadStartMLP`'s ``output_gain`` and ``bias_init``, plus what
+    the gradient claims vary, each applied after the template's own init.
 
-    ``hidden_gain`` multiplies the hidden layers' initial weights (Glorot's sigmoid advice: Xavier x 4);
-    ``output_init`` re-initialises the output layer alone with a scheme of the init registry at the linear
-    gain (``xavier_uniform``: a normal(sigma) start on the hidden layers that keeps a sane output layer);
-    ``act_shift`` adds a constant to every hidden unit's output (:class:`Shifted`).
+    ``hidden_gain`` multiplies the hidden layers' initial weights (Glorot's sigmoid advice: Xavier x
+    4); ``output_init`` re-initialises the output layer alone with a scheme of the init registry at
+    the linear gain (``xavier_uniform``: a normal(sigma) start on the hidden layers that keeps a
+    sane output layer); ``act_shift`` adds a constant to every hidden unit's output
+    (:class:`Shifted`).
     """
 
     def __init__(

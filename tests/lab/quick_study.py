@@ -1,4 +1,5 @@
-"""Quick study runs for the lab's tests: jobs trained in one worker process, nested under a new parent run."""
+"""Quick study runs for the lab's tests: jobs trained in one worker process, nested under a new
+parent run."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from lab.study.claims import Claim
 from lab.study.grid import QUICK_ARGS, Job, command
 from lab.study.runner import run_all
 
-TINY = ["--data.train_size=800", "--model.net.init_args.width=16"]  # smaller still, where a claim allows it
+# smaller still, where a claim allows it
+TINY = ["--data.train_size=800", "--model.net.init_args.width=16"]
 
 
 def run_quick(
-    client: MlflowClient, jobs: list[Job], claims: dict[str, Claim], data_dir: Path, log_dir: Path, *extra: str
+    client: MlflowClient,
+    jobs: list[Job],
+    claims: dict[str, Claim],
+    data_dir: Path,
+    log_dir: Path,
+    *extra: str,
 ) -> tuple[str, str]:
-    """Train ``jobs`` in quick mode (then ``extra``) in one worker; every run must end well. (experiment, parent)."""
+    """Train ``jobs`` in quick mode (then ``extra``) in one worker; every run must end well.
+    (experiment, parent)."""
     experiment = client.create_experiment("activation-study")
     parent = client.create_run(experiment, tags={"study": "q", "study.parent": "true"}).info.run_id
 

@@ -1,4 +1,5 @@
-"""The study's bad starts (lab.nets): output_gain scales the output layer, bias_init shifts the hidden ones."""
+"""The study's bad starts (lab.nets): output_gain scales the output layer, bias_init shifts the
+hidden ones."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from torch import nn
 
 from lab.diagnostics.probes import activation_stats
 from lab.nets import BadStartCNN, BadStartMLP
+
 from mnist_lab.errors import ConfigError
 from mnist_lab.models.components import CNN, MLP
 
@@ -23,7 +25,8 @@ def test_output_gain_scales_the_output_weights_and_nothing_else(network: type[nn
     for a, b in zip(plain.blocks, gained.blocks, strict=True):
         assert torch.equal(a.layer.weight, b.layer.weight)
     x = torch.randn(64, 1, 28, 28)
-    assert (torch.sigmoid(gained(x)) - 0.5).abs().gt(0.49).float().mean() > 0.5  # most outputs start saturated
+    # most outputs start saturated
+    assert (torch.sigmoid(gained(x)) - 0.5).abs().gt(0.49).float().mean() > 0.5
     assert (torch.sigmoid(plain(x)) - 0.5).abs().gt(0.49).float().mean() < 0.2
 
 
@@ -31,15 +34,23 @@ def test_bias_init_shifts_every_hidden_layer_or_its_batch_norm_and_kills_relus()
     net = BadStartMLP(depth=2, width=16, bias_init=-1.0)
     assert all(torch.equal(b.layer.bias, torch.full((16,), -1.0)) for b in net.blocks)
     assert torch.count_nonzero(net.output.bias) == 0  # the output layer is not a hidden layer
-    normed = BadStartMLP(depth=1, width=16, bias_init=-1.0, batch_norm=True)  # BN before: no bias, its shift instead
-    assert normed.blocks[0].layer.bias is None and torch.equal(normed.blocks[0].norm.bias, torch.full((16,), -1.0))
-    after = BadStartMLP(depth=1, width=16, bias_init=-1.0, batch_norm=True, batch_norm_position="after")
+    # BN before: no bias, its shift instead
+    normed = BadStartMLP(depth=1, width=16, bias_init=-1.0, batch_norm=True)
+    assert normed.blocks[0].layer.bias is None and torch.equal(
+        normed.blocks[0].norm.bias, torch.full((16,), -1.0)
+    )
+    after = BadStartMLP(
+        depth=1, width=16, bias_init=-1.0, batch_norm=True, batch_norm_position="after"
+    )
     assert torch.equal(after.blocks[0].layer.bias, torch.full((16,), -1.0))
     assert torch.count_nonzero(after.blocks[0].norm.bias) == 0
     conv = BadStartCNN(bias_init=-1.0)
     assert all(torch.equal(b.norm.bias, torch.full_like(b.norm.bias, -1.0)) for b in conv.blocks)
     x = torch.randn(256, 1, 28, 28)
-    dead = [activation_stats(BadStartMLP(depth=1, width=64, bias_init=b), x)[0].dead_frac for b in (0.0, -10.0)]
+    dead = [
+        activation_stats(BadStartMLP(depth=1, width=64, bias_init=b), x)[0].dead_frac
+        for b in (0.0, -10.0)
+    ]
     assert dead == [0.0, 1.0]
 
 

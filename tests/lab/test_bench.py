@@ -25,21 +25,36 @@ def load_bench():
 
 
 @pytest.fixture(scope="module")
-def quick_report(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+def quick_report(
+    fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, Path, str]:
     here = tmp_path_factory.mktemp("bench")
     uri = f"sqlite:///{here / 'mlflow.db'}"
     bench = load_bench()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(here)  # where a quick bench writes by default: outputs/ (untracked), not reports/
         report = bench.main(
-            ["--data-dir", str(fake_mnist), "--quick", "--limit-train-batches", "2", "--limit-val-batches", "1",
-             "--val-size", "200", "--tracking-uri", uri]
-        )  # fmt: skip
+            [
+                "--data-dir",
+                str(fake_mnist),
+                "--quick",
+                "--limit-train-batches",
+                "2",
+                "--limit-val-batches",
+                "1",
+                "--val-size",
+                "200",
+                "--tracking-uri",
+                uri,
+            ]
+        )
     assert not (here / "reports").exists()
     return report, here / "outputs", uri
 
 
-def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report: tuple[dict, Path, str]) -> None:
+def test_quick_bench_writes_every_variant_and_ratio_for_both_models(
+    quick_report: tuple[dict, Path, str],
+) -> None:
     report, out, _ = quick_report
     bench = load_bench()
     saved = json.loads((out / "bench_quick.json").read_text())
@@ -58,7 +73,8 @@ def test_quick_bench_writes_every_variant_and_ratio_for_both_models(quick_report
         assert all(r > 0 for r in res["ratios"].values())
         assert res["targets"].keys() == bench.TARGETS[model].keys()  # a quick run judges no target
         assert {t["verdict"] for t in res["targets"].values()} == {"none (quick mode)"}
-        assert all(len(each) == 1 for each in res["ratios_by_repeat"].values())  # --quick: one repeat
+        # --quick: one repeat
+        assert all(len(each) == 1 for each in res["ratios_by_repeat"].values())
 
 
 def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
@@ -67,8 +83,10 @@ def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
     report, out, uri = quick_report
     bench = load_bench()
     text = (out / "bench_quick.md").read_text()
-    assert "--quick" in text and bench.QUICK_CAVEAT in text  # the command it was made with; no measurement
-    assert all(text.count(f"| {label} |") == 2 for label in bench.VARIANTS.values())  # a row per model
+    # the command it was made with; no measurement
+    assert "--quick" in text and bench.QUICK_CAVEAT in text
+    # a row per model
+    assert all(text.count(f"| {label} |") == 2 for label in bench.VARIANTS.values())
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(report["mlflow_run_id"])
     assert run.data.params["quick"] == "True"
@@ -77,7 +95,9 @@ def test_quick_bench_writes_a_markdown_report_and_logs_every_number_to_mlflow(
             for field in ("epoch_s", "images_per_s", "epoch_cpu_s"):
                 assert run.data.metrics[f"{model}/{variant}/{field}"] > 0
         for clock in ("ratio", "cpu_ratio"):
-            assert len([k for k in run.data.metrics if k.startswith(f"{model}/{clock}/")]) == len(bench.RATIOS)
+            assert len([k for k in run.data.metrics if k.startswith(f"{model}/{clock}/")]) == len(
+                bench.RATIOS
+            )
     assert run.data.tags["verdict/mlp/c_over_ap"] == "none (quick mode)"
     assert "| mlp | (c)/(a') <= 1.2 |" in text
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -94,14 +114,24 @@ def test_hand_written_networks_match_the_configs(capsys: pytest.CaptureFixture) 
 
     bench = load_bench()
     for model, cls in (("mlp", MLP), ("cnn", CNN)):
-        with pytest.raises(SystemExit):  # the network as the CLI resolves it over configs/defaults.yaml
-            main(["fit", "--config", str(REPO / "configs" / "net" / f"{model}.yaml"), "--print_config"])
+        # the network as the CLI resolves it over configs/defaults.yaml
+        with pytest.raises(SystemExit):
+            main(
+                [
+                    "fit",
+                    "--config",
+                    str(REPO / "configs" / "net" / f"{model}.yaml"),
+                    "--print_config",
+                ]
+            )
         args = yaml.safe_load(capsys.readouterr().out)["model"]["net"]["init_args"]
         hand = bench.HAND_NETS[model](args)
         if "blocks" in args:
             args = {**args, "blocks": [ConvBlockSpec(**b) for b in args["blocks"]]}
         template = cls(**args)
-        assert sum(p.numel() for p in hand.parameters()) == sum(p.numel() for p in template.parameters())
+        assert sum(p.numel() for p in hand.parameters()) == sum(
+            p.numel() for p in template.parameters()
+        )
 
 
 def test_a_target_is_met_or_missed_only_when_every_repeat_agrees() -> None:

@@ -1,5 +1,6 @@
-"""The options the activation study measures with, through the real CLI into the model, the diagnostics and
-MLflow: the bad-start network, the textbook loss, and the diagnostics callback's options."""
+"""The options the activation study measures with, through the real CLI into the model, the
+diagnostics and MLflow: the bad-start network, the textbook loss, and the diagnostics callback's
+options."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from lab.losses import TextbookLoss
 from lab.nets import BadStartMLP
 from lab.study.claims import CLAIMS
 from lab.study.grid import QUICK_ARGS, Job, command
+from tiny_cli import tiny_args
+
 from mnist_lab.cli import main
 from mnist_lab.models.classifier import Classifier
-from tiny_cli import tiny_args
 
 STUDY = (
     "--model.net=lab.nets.BadStartMLP",
@@ -41,7 +43,8 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
             "--trainer.max_epochs=1",
             "--run_test=false",
             "--model.net.init_args.width=32",
-            "--model.net.init_args.activation=sigmoid",  # saturation is measured on sigmoid/tanh units only
+            # saturation is measured on sigmoid/tanh units only
+            "--model.net.init_args.activation=sigmoid",
             "--model.net.init_args.weight_init=normal",
             "--model.net.init_args.weight_init_args={std: 1.0}",
             *STUDY,
@@ -53,12 +56,10 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
     model, trainer = cli.model, cli.trainer
     assert type(model.net) is BadStartMLP and isinstance(model.loss_fn, TextbookLoss)
     assert (model.loss_fn.loss, model.loss_fn.output) == ("mse", "sigmoid")
-    assert model.net.blocks[0].layer.weight.std().item() == pytest.approx(
-        1.0, rel=0.05
-    )  # N(0, 1), 5 small steps
-    assert model.net.output.weight.std().item() == pytest.approx(
-        20.0, rel=0.05
-    )  # N(0, 1) x output_gain
+    # N(0, 1), 5 small steps
+    assert model.net.blocks[0].layer.weight.std().item() == pytest.approx(1.0, rel=0.05)
+    # N(0, 1) x output_gain
+    assert model.net.output.weight.std().item() == pytest.approx(20.0, rel=0.05)
     for block in model.net.blocks:
         torch.testing.assert_close(
             block.layer.bias, torch.full_like(block.layer.bias, -1.0), atol=0.02, rtol=0
@@ -73,9 +74,8 @@ def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_che
     logged = set(client.get_run(trainer.logger.run_id).data.metrics)
     for claim in CLAIMS.values():  # every metric a claim reads back is one a run logs
         for key in claim.metrics:
-            if key.startswith(
-                "study/"
-            ):  # lab.study.probes.StudyDiagnostics's: tests/lab/test_study_units.py
+            # lab.study.probes.StudyDiagnostics's: tests/lab/test_study_units.py
+            if key.startswith("study/"):
                 continue
             assert any(k == key or (key.endswith("/") and k.startswith(key)) for k in logged), (
                 claim.name,
@@ -129,9 +129,8 @@ def test_the_output_loss_claim_builds_each_loss_on_a_saturated_output_under_plai
     config = _resolved(_study_args("output_loss", variant, quick=False), capsys)
     net, textbook = config["model"]["net"], config["model"]["loss"]
     assert net["class_path"] == "lab.nets.StudyMLP" and net["init_args"]["output_gain"] == 20
-    assert (
-        net["init_args"]["activation"] == "relu"
-    )  # given before the class: kept when the class changes
+    # given before the class: kept when the class changes
+    assert net["init_args"]["activation"] == "relu"
     assert textbook == {
         "class_path": "lab.losses.TextbookLoss",
         "init_args": {"loss": loss, "output": output},
@@ -152,9 +151,8 @@ def test_every_study_run_parses_and_its_diagnostics_options_reach_the_callback(
     claim: str, variant: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _resolved(_study_args(claim, variant, quick=True), capsys)
-    diagnostics = config["trainer"]["callbacks"][
-        -1
-    ]  # the unit and training claims' measures subclass it
+    # the unit and training claims' measures subclass it
+    diagnostics = config["trainer"]["callbacks"][-1]
     assert diagnostics["class_path"] in (
         "lab.diagnostics.DiagnosticsCallback",
         "lab.study.probes.StudyDiagnostics",

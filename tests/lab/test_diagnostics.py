@@ -1,4 +1,5 @@
-"""The diagnostic facts measured on real networks, plus the callback's metrics in a real MLflow run."""
+"""The diagnostic facts measured on real networks, plus the callback's metrics in a real MLflow
+run."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import torch
 import torch.nn.functional as F
 from mlflow import MlflowClient
 
-from lab.diagnostics import DiagnosticsCallback, activation_stats, grad_norms, grad_sign_agreement, mode_gap
+from lab.diagnostics import (
+    DiagnosticsCallback,
+    activation_stats,
+    grad_norms,
+    grad_sign_agreement,
+    mode_gap,
+)
 from lab.diagnostics.probes import BlockNetwork, sign_agreement
 from lab.nets import BadStartCNN, BadStartMLP
+
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import CNN, MLP
@@ -75,21 +83,24 @@ def test_means_and_saturation_follow_the_activation() -> None:
     }
     assert mean["sigmoid"] > 0.3 and abs(mean["tanh"]) < 0.05
     assert abs(mean["elu"]) < abs(mean["relu"])
-    saturated = MLP(depth=1, width=64, activation="sigmoid", weight_init="normal", weight_init_args={"std": 1.0})
+    saturated = MLP(
+        depth=1, width=64, activation="sigmoid", weight_init="normal", weight_init_args={"std": 1.0}
+    )
     assert activation_stats(saturated, x * 3)[0].saturation > 0.5
     assert activation_stats(MLP(depth=1, width=64, activation="relu"), x)[0].saturation is None
 
 
 def test_grad_sign_agreement_is_one_after_sigmoid_and_near_half_after_tanh() -> None:
-    # One example: the weight gradient's row j is delta_j * inputs, so its signs are the inputs' signs
-    # (times one sign): all alike after a sigmoid, random after tanh on random inputs.
+    # One example: the weight gradient's row j is delta_j * inputs, so its signs are the inputs'
+    # signs (times one sign): all alike after a sigmoid, random after tanh on random inputs.
     x, y = _batch(1)
     agreement = {}
     for act in ("sigmoid", "tanh"):
         net = MLP(depth=2, width=128, activation=act, weight_init="xavier_uniform")
         F.cross_entropy(net(x), y).backward()
         agreement[act] = grad_sign_agreement(net)
-    assert agreement["sigmoid"][1:] == [1.0, 1.0]  # fed by sigmoid outputs: hidden layer 1 and the output
+    # fed by sigmoid outputs: hidden layer 1 and the output
+    assert agreement["sigmoid"][1:] == [1.0, 1.0]
     assert all(0.5 <= a < 0.6 for a in agreement["tanh"])  # the first layer's inputs are random too
     net = MLP(depth=2, width=128, activation="tanh", weight_init="xavier_uniform")
     F.cross_entropy(net(_batch(64)[0]), _batch(64)[1]).backward()
@@ -99,12 +110,14 @@ def test_grad_sign_agreement_is_one_after_sigmoid_and_near_half_after_tanh() -> 
 def test_sign_agreement_counts_per_unit_flattens_filters_and_ignores_zeros() -> None:
     grad = torch.zeros(3, 2, 2, 2)  # conv: out_channels x (in_channels x kh x kw)
     grad[0] = 1.0  # every weight into unit 0 moves up: 1
-    grad[1, 0], grad[1, 1] = 2.0, -0.5  # half up, half down: 0.5; unit 2 has no gradient and is left out
+    # half up, half down: 0.5; unit 2 has no gradient and is left out
+    grad[1, 0], grad[1, 1] = 2.0, -0.5
     assert float(sign_agreement(grad)) == pytest.approx(0.75)
     grad[1, 1, 0, 0] = 0.0  # 4 up, 3 down of 7 nonzero
     assert float(sign_agreement(grad)) == pytest.approx((1 + 4 / 7) / 2)
     assert torch.isnan(sign_agreement(torch.zeros(4, 5)))  # a step activation's gradient: undefined
-    assert all(math.isnan(a) for a in grad_sign_agreement(MLP(depth=1, width=8)))  # no backward yet: NaN
+    # no backward yet: NaN
+    assert all(math.isnan(a) for a in grad_sign_agreement(MLP(depth=1, width=8)))
 
 
 def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
@@ -119,9 +132,13 @@ def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
     assert torch.equal(rng, torch.get_rng_state())
 
 
-def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path: Path, tracking_uri: str) -> None:
+def test_callback_logs_every_diag_metric_and_figures(
+    fake_mnist: Path, tmp_path: Path, tracking_uri: str
+) -> None:
     uri = tracking_uri
-    logger = RunLogger(experiment_name="diag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
+    logger = RunLogger(
+        experiment_name="diag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri()
+    )
     trainer = L.Trainer(
         max_epochs=2,
         logger=logger,
@@ -141,17 +158,26 @@ def test_callback_logs_every_diag_metric_and_figures(fake_mnist: Path, tmp_path:
     for i in range(2):
         for name in ("saturation", "dead_frac", "act_mean", "act_std", "distinct_units"):
             assert f"diag/{name}/{i}" in metrics
-    assert {"diag/mode_gap/train_acc", "diag/mode_gap/eval_acc", "diag/mode_gap/gap"} <= set(metrics)
+    assert {"diag/mode_gap/train_acc", "diag/mode_gap/eval_acc", "diag/mode_gap/gap"} <= set(
+        metrics
+    )
     steps = [m.step for m in client.get_metric_history(logger.run_id, "diag/grad_norm/0")]
     assert steps[0] == 0 and steps == sorted(set(steps)) and all(s % 4 == 0 for s in steps)
-    assert [m.step for m in client.get_metric_history(logger.run_id, "diag/grad_sign_agreement/2")] == steps
+    assert [
+        m.step for m in client.get_metric_history(logger.run_id, "diag/grad_sign_agreement/2")
+    ] == steps
     figures = {a.path for a in client.list_artifacts(logger.run_id, "diagnostics")}
-    assert figures == {"diagnostics/grad_norm_by_depth.png", "diagnostics/activation_histograms.png"}
+    assert figures == {
+        "diagnostics/grad_norm_by_depth.png",
+        "diagnostics/activation_histograms.png",
+    }
 
 
 def test_callback_can_be_switched_off(fake_mnist: Path, tmp_path: Path, tracking_uri: str) -> None:
     uri = tracking_uri
-    logger = RunLogger(experiment_name="nodiag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri())
+    logger = RunLogger(
+        experiment_name="nodiag", tracking_uri=uri, artifact_location=(tmp_path / "a").as_uri()
+    )
     trainer = L.Trainer(
         max_epochs=1,
         logger=logger,
@@ -161,8 +187,12 @@ def test_callback_can_be_switched_off(fake_mnist: Path, tmp_path: Path, tracking
         enable_checkpointing=False,
         default_root_dir=tmp_path,
     )
-    trainer.fit(Classifier(MLP(depth=1, width=8)), datamodule=MNISTDataModule(str(fake_mnist), val_size=200))
-    assert not [k for k in MlflowClient(uri).get_run(logger.run_id).data.metrics if k.startswith("diag/")]
+    trainer.fit(
+        Classifier(MLP(depth=1, width=8)), datamodule=MNISTDataModule(str(fake_mnist), val_size=200)
+    )
+    assert not [
+        k for k in MlflowClient(uri).get_run(logger.run_id).data.metrics if k.startswith("diag/")
+    ]
 
 
 def test_the_diagnostics_run_on_any_network_with_blocks_and_output_and_only_on_those() -> None:

@@ -1,4 +1,5 @@
-"""Every figure is a plain ``matplotlib.figure.Figure`` that saves a PNG, and none touches pyplot's registry."""
+"""Every figure is a plain ``matplotlib.figure.Figure`` that saves a PNG, and none touches pyplot's
+registry."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from lab.diagnostics.probes import activation_stats
 from lab.study.claims import CLAIMS, group
 from lab.study.plots import figure
 from lab.study.results import RunRecord
+
 from mnist_lab.models.components import MLP
 from mnist_lab.parts.test_figures import confusion_figure, misclassified_figure
 
@@ -34,9 +36,13 @@ def _confusion() -> MulticlassConfusionMatrix:
     "make",
     [
         lambda: confusion_figure(_confusion()),
-        lambda: misclassified_figure(torch.rand(5, 1, 28, 28), torch.arange(5), torch.arange(5) + 1),
+        lambda: misclassified_figure(
+            torch.rand(5, 1, 28, 28), torch.arange(5), torch.arange(5) + 1
+        ),
         lambda: grad_norm_by_depth({0: [1.0, 0.1, 0.0], 1: [2.0, 0.2, 0.01]}),
-        lambda: activation_histograms(activation_stats(MLP(depth=2, width=8), torch.randn(32, 1, 28, 28))),
+        lambda: activation_histograms(
+            activation_stats(MLP(depth=2, width=8), torch.randn(32, 1, 28, 28))
+        ),
     ],
     ids=["confusion", "misclassified", "grad_norm_by_depth", "activation_histograms"],
 )
@@ -54,7 +60,14 @@ def test_study_figures_write_pngs_without_pyplot(claim, tmp_path: Path) -> None:
     history = {"val/acc": [(0, 0.90), (1, 0.95)], "diag/grad_norm/0": [(0, 0.1), (50, 0.2)]}
     history["diag/grad_norm/1"] = [(0, 1.0), (50, 0.5)]
     records = [
-        RunRecord(claim.name, variant.name, seed, "FINISHED", {k: v[-1][1] for k, v in history.items()}, history)
+        RunRecord(
+            claim.name,
+            variant.name,
+            seed,
+            "FINISHED",
+            {k: v[-1][1] for k, v in history.items()},
+            history,
+        )
         for variant in claim.variants
         for seed in (42, 43)
     ]
@@ -63,7 +76,7 @@ def test_study_figures_write_pngs_without_pyplot(claim, tmp_path: Path) -> None:
     assert _open_pyplot_figures() == []
 
 
-def test_study_axes_are_in_words_over_training_steps_and_zeros_are_counted_not_drawn_on_a_log_axis() -> None:
+def test_study_axes_are_in_words_over_steps_and_log_axis_zeros_are_counted_not_drawn() -> None:
     from lab.study.claims.gradients import SATURATION
     from lab.study.plots import STEP, draw
 
@@ -76,16 +89,21 @@ def test_study_axes_are_in_words_over_training_steps_and_zeros_are_counted_not_d
         return RunRecord(SATURATION.name, variant, seed, "FINISHED", {"val/acc": 0.95}, history)
 
     name = SATURATION.variants[0].name
-    fig = draw(SATURATION, group([run(name, 42, [1.0, 1e-9, 0.0]), run(name, 43, [1.0, 1e-9, 1e-9])]))
+    fig = draw(
+        SATURATION, group([run(name, 42, [1.0, 1e-9, 0.0]), run(name, 43, [1.0, 1e-9, 1e-9])])
+    )
     saturated, grads, accuracy = fig.axes[0], fig.axes[1], fig.axes[2]
     for ax in (saturated, grads, accuracy):
         assert ax.get_xlabel() == STEP and "/" not in ax.get_ylabel().replace("(L2)", "")
     assert saturated.get_ylabel() == "saturated units (fraction)"
     assert accuracy.get_ylabel() == "validation accuracy (%)"
-    assert list(accuracy.lines[0].get_xdata()) == [80, 160]  # the validations' training steps, not epochs 1, 2
-    assert list(accuracy.lines[0].get_ydata()) == pytest.approx([90.0, 95.0])  # percent, as in the tables
+    # the validations' training steps, not epochs 1, 2
+    assert list(accuracy.lines[0].get_xdata()) == [80, 160]
+    # percent, as in the tables
+    assert list(accuracy.lines[0].get_ydata()) == pytest.approx([90.0, 95.0])
     line = grads.lines[0]
-    assert list(line.get_xdata()) == [0, 5, 10] and line.get_ydata()[2] == pytest.approx(1e-9)  # the zero left out
+    # the zero left out
+    assert list(line.get_xdata()) == [0, 5, 10] and line.get_ydata()[2] == pytest.approx(1e-9)
     assert "1 zero value(s) not drawn" in line.get_label() and min(line.get_ydata()) > 1e-10
 
 
@@ -97,7 +115,10 @@ def test_a_split_group_is_drawn_seed_by_seed_not_as_a_mean() -> None:
         history = {"val/acc": [(80, 0.5), (160, final)]}
         return RunRecord(VANISHING.name, RELU, seed, "FINISHED", {"val/acc": final}, history)
 
-    accuracy = draw(VANISHING, group([run(42 + k, v) for k, v in enumerate([0.92, 0.925, 0.11, 0.93, 0.921])]))
+    accuracy = draw(
+        VANISHING, group([run(42 + k, v) for k, v in enumerate([0.92, 0.925, 0.11, 0.93, 0.921])])
+    )
     lines = accuracy.axes[[p.key for p in VANISHING.panels].index("val/acc")].lines
     assert len(lines) == 5 and "split: each seed" in lines[0].get_label()
-    assert sorted(line.get_ydata()[-1] for line in lines)[0] == pytest.approx(11.0)  # the collapsed seed, as it ended
+    # the collapsed seed, as it ended
+    assert sorted(line.get_ydata()[-1] for line in lines)[0] == pytest.approx(11.0)

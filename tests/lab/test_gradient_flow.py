@@ -1,4 +1,5 @@
-"""The gradient-flow diagnostics and the study network's options: measured on real networks, against autograd."""
+"""The gradient-flow diagnostics and the study network's options: measured on real networks, against
+autograd."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 from lab.diagnostics import DiagnosticsCallback
 from lab.diagnostics.flow import PreactGrads, UpdateCosine, row_cosine
 from lab.nets import Shifted, StudyMLP
+
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
 from mnist_lab.errors import ConfigError
 from mnist_lab.models.classifier import Classifier
@@ -72,14 +74,19 @@ def test_deep_sigmoid_preact_gradient_shrinks_and_relu_he_x4_gain_and_bn_keep_mo
     sigmoid = ratio(activation="sigmoid", weight_init="xavier_uniform")
     assert sigmoid < 1e-3  # 7 layers of slope <= 1/4
     assert ratio(activation="relu", weight_init="kaiming_normal") > 100 * sigmoid
-    assert ratio(activation="sigmoid", weight_init="xavier_uniform", hidden_gain=4.0) > 100 * sigmoid
-    assert ratio(activation="sigmoid", weight_init="xavier_uniform", batch_norm=True) > 100 * sigmoid
+    assert (
+        ratio(activation="sigmoid", weight_init="xavier_uniform", hidden_gain=4.0) > 100 * sigmoid
+    )
+    assert (
+        ratio(activation="sigmoid", weight_init="xavier_uniform", batch_norm=True) > 100 * sigmoid
+    )
 
 
 def test_row_cosine_is_per_unit_and_skips_units_that_did_not_move() -> None:
     a = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
     b = torch.tensor([[-1.0, -1.0], [1.0, 0.0], [3.0, 1.0]])
-    assert row_cosine(a, b) == pytest.approx(0.0, abs=1e-6)  # -1 and +1; the third unit did not move in a
+    # -1 and +1; the third unit did not move in a
+    assert row_cosine(a, b) == pytest.approx(0.0, abs=1e-6)
     assert row_cosine(a, -a) == pytest.approx(-1.0)
     assert torch.isnan(torch.tensor(row_cosine(torch.zeros(2, 2), b[:2])))
 
@@ -103,34 +110,48 @@ def test_study_mlp_gain_output_init_and_shift_change_only_what_they_name() -> No
     torch.manual_seed(1)
     plain = StudyMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_uniform")
     torch.manual_seed(1)
-    x4 = StudyMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_uniform", hidden_gain=4.0)
+    x4 = StudyMLP(
+        depth=2, width=32, activation="sigmoid", weight_init="xavier_uniform", hidden_gain=4.0
+    )
     for a, b in zip(plain.blocks, x4.blocks, strict=True):
         assert torch.allclose(4 * a.layer.weight, b.layer.weight)
     assert torch.equal(plain.output.weight, x4.output.weight)
 
     wide = StudyMLP(
-        depth=2, width=256, weight_init="normal", weight_init_args={"std": 3.0}, output_init="xavier_uniform"
+        depth=2,
+        width=256,
+        weight_init="normal",
+        weight_init_args={"std": 3.0},
+        output_init="xavier_uniform",
     )
     assert float(wide.blocks[1].layer.weight.std()) == pytest.approx(3.0, rel=0.05)
     bound = (6 / (256 + 10)) ** 0.5  # Xavier uniform at gain 1
-    assert wide.output.weight.abs().max() <= bound and float(wide.output.weight.std()) == pytest.approx(
-        bound / 3**0.5, rel=0.1
-    )
+    assert wide.output.weight.abs().max() <= bound and float(
+        wide.output.weight.std()
+    ) == pytest.approx(bound / 3**0.5, rel=0.1)
 
     shifted = StudyMLP(depth=1, width=8, activation="tanh", act_shift=1.0)
     act = shifted.blocks[0].act
     assert isinstance(act, Shifted) and isinstance(act.inner, nn.Tanh)
     z = torch.linspace(-3, 3, 13, requires_grad=True)
     (slope,) = torch.autograd.grad(act(z).sum(), z)
-    assert torch.allclose(act(z), torch.tanh(z) + 1) and torch.allclose(slope, 1 - torch.tanh(z) ** 2)
+    assert torch.allclose(act(z), torch.tanh(z) + 1) and torch.allclose(
+        slope, 1 - torch.tanh(z) ** 2
+    )
     with pytest.raises(ConfigError, match="hidden_gain"):
         StudyMLP(depth=1, width=8, hidden_gain=float("nan"))
     with pytest.raises(ConfigError, match="unknown init"):
         StudyMLP(depth=1, width=8, output_init="nope")
 
 
-def test_callback_logs_preact_gradients_and_update_cosines(fake_mnist: Path, tmp_path: Path, tracking_uri: str) -> None:
-    logger = RunLogger(experiment_name="flow", tracking_uri=tracking_uri, artifact_location=(tmp_path / "a").as_uri())
+def test_callback_logs_preact_gradients_and_update_cosines(
+    fake_mnist: Path, tmp_path: Path, tracking_uri: str
+) -> None:
+    logger = RunLogger(
+        experiment_name="flow",
+        tracking_uri=tracking_uri,
+        artifact_location=(tmp_path / "a").as_uri(),
+    )
     trainer = L.Trainer(
         max_epochs=1,
         logger=logger,
@@ -142,10 +163,15 @@ def test_callback_logs_preact_gradients_and_update_cosines(fake_mnist: Path, tmp
     )
     net = StudyMLP(depth=2, width=16, activation="tanh", weight_init="xavier_uniform")
     model = Classifier(net, optimizer=lambda p: torch.optim.SGD(p, lr=0.1), scheduler=None)
-    trainer.fit(model, datamodule=MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64))  # 16 steps
+    # 16 steps
+    trainer.fit(model, datamodule=MNISTDataModule(str(fake_mnist), val_size=200, batch_size=64))
     client = MlflowClient(tracking_uri)
     preact = client.get_metric_history(logger.run_id, "diag/preact_grad/0")
     assert [m.step for m in preact] == [0, 3, 6, 9, 12, 15] and all(m.value > 0 for m in preact)
-    assert {f"diag/preact_grad/{i}" for i in range(3)} <= set(client.get_run(logger.run_id).data.metrics)
+    assert {f"diag/preact_grad/{i}" for i in range(3)} <= set(
+        client.get_run(logger.run_id).data.metrics
+    )
     cosines = client.get_metric_history(logger.run_id, "diag/update_cos/1")
-    assert [m.step for m in cosines] == [1, 4, 7, 10, 13] and all(-1 <= m.value <= 1 for m in cosines)
+    assert [m.step for m in cosines] == [1, 4, 7, 10, 13] and all(
+        -1 <= m.value <= 1 for m in cosines
+    )

@@ -1,4 +1,5 @@
-"""The study (`make compare`): seeds, nested MLflow runs, claims and their verdicts, the quick mode's own folder."""
+"""The study (`make compare`): seeds, nested MLflow runs, claims and their verdicts, the quick
+mode's own folder."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lab.study.claims.gradients import VANISHING
 from lab.study.plots import NO_DATA, draw
 from lab.study.results import RunRecord
 from lab.study.stats import summarise
+
 from mnist_lab.errors import ConfigError
 from mnist_lab.tracking.nesting import PARENT_TAG
 
@@ -36,8 +38,9 @@ def load_script() -> ModuleType:
 
 
 def vanishing_run(variant: str, seed: int, first: float, acc: float = 0.9) -> RunRecord:
-    """A run of the vanishing claim whose first hidden layer's pre-activation gradient is ``first`` times the last
-    hidden layer's (layer 7; layer 8 is the logits), at init and at the end, and whose val accuracy is ``acc``."""
+    """A run of the vanishing claim whose first hidden layer's pre-activation gradient is ``first``
+    times the last hidden layer's (layer 7; layer 8 is the logits), at init and at the end, and
+    whose val accuracy is ``acc``."""
     history = {f"diag/preact_grad/{i}": [(0, 1.0), (350, 1.0)] for i in range(1, 9)}
     history["diag/preact_grad/0"] = [(0, first), (350, first)]
     history["val/acc"] = [(349, acc), (374, acc), (399, acc)]
@@ -45,14 +48,14 @@ def vanishing_run(variant: str, seed: int, first: float, acc: float = 0.9) -> Ru
     return RunRecord("vanishing_gradients", variant, seed, "FINISHED", final, history)
 
 
-SIGMOID = VANISHING.variants[
-    0
-].name  # "sigmoid, Xavier": every check compares another configuration with it
+# "sigmoid, Xavier": every check compares another configuration with it
+SIGMOID = VANISHING.variants[0].name
 
 
 def vanishing_runs(sigmoid: list[float], others: list[float]) -> list[RunRecord]:
-    """Sigmoid's seeds with ratios ``sigmoid``, every other configuration's with ``others``; each configuration's
-    val accuracy follows its ratio (a larger ratio, a higher accuracy), with a little seed spread."""
+    """Sigmoid's seeds with ratios ``sigmoid``, every other configuration's with ``others``; each
+    configuration's val accuracy follows its ratio (a larger ratio, a higher accuracy), with a
+    little seed spread."""
     runs = [
         vanishing_run(SIGMOID, 42 + k, v, 0.5 + 0.1 * (v > 0.01) + 0.001 * k)
         for k, v in enumerate(sigmoid)
@@ -87,9 +90,7 @@ def test_verdict_does_not_hold_when_the_numbers_go_the_other_way() -> None:
     assert "→ does not hold" in verdict.lines[0]
 
 
-def test_verdict_is_inconclusive_within_the_spread_or_with_one_seed_and_says_when_it_has_no_data() -> (
-    None
-):
+def test_verdict_is_inconclusive_within_the_spread_or_with_one_seed_and_says_no_data() -> None:
     overlapping = VANISHING.verdict(group(vanishing_runs([0.5, 1.5, 1.0], [0.6, 1.6, 1.1])))
     n = len(VANISHING.checks)
     assert (
@@ -199,9 +200,8 @@ def test_report_is_rebuilt_from_the_store_with_verdicts_and_only_finished_runs(
     parent = client.create_run(experiment, tags=tags).info.run_id
     for run in vanishing_runs([1e-4, 2e-4, 1.5e-4, 1.2e-4, 3e-4], [1.0, 1.1, 0.9, 0.95, 1.2]):
         _log_child(client, experiment, parent, run)
-    _log_child(
-        client, experiment, parent, vanishing_run(SIGMOID, 47, 5.0), status="FAILED"
-    )  # left out
+    # left out
+    _log_child(client, experiment, parent, vanishing_run(SIGMOID, 47, 5.0), status="FAILED")
     other = client.create_run(experiment, tags={"study": "s0", "study.parent": "true"}).info.run_id
     _log_child(client, experiment, other, vanishing_run(SIGMOID, 42, 5.0))  # another study's run
 
@@ -210,9 +210,8 @@ def test_report_is_rebuilt_from_the_store_with_verdicts_and_only_finished_runs(
     text = out.read_text()
     rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
     assert "5/6" in rows[SIGMOID] and all("5/5" in rows[v.name] for v in VANISHING.variants[1:])
-    assert (
-        "(n=5)" in rows[SIGMOID] and "5.00e+00" not in rows[SIGMOID]
-    )  # the failed run's ratio stays out
+    # the failed run's ratio stays out
+    assert "(n=5)" in rows[SIGMOID] and "5.00e+00" not in rows[SIGMOID]
     assert [line for line in text.splitlines() if line.startswith("**Holds?**")] == [
         "**Holds?** holds."
     ]
@@ -269,9 +268,8 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
 
     report = tmp_path / "outputs" / "study" / "activation_study.md"
     assert not (tmp_path / "reports").exists()  # the shipped report is never the quick one's
-    assert [p.name for p in (tmp_path / "outputs").iterdir()] == [
-        "study"
-    ]  # no run's checkpoints are left
+    # no run's checkpoints are left
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["study"]
     text = report.read_text()
     assert f"## {VANISHING.title}" in text and f"## {CLAIMS['saturation'].title}" not in text
     rows = [line for line in text.splitlines() if line.startswith(VARIANT_ROWS)]
@@ -304,12 +302,10 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test
-    other = shutil.copy(
-        empty_store, tmp_path / "other.db"
-    )  # never the shared empty store: later tests copy it
-    mlflow.set_tracking_uri(
-        f"sqlite:///{other}"
-    )  # mlflow pointed at another store, as an earlier test may leave it
+    # never the shared empty store: later tests copy it
+    other = shutil.copy(empty_store, tmp_path / "other.db")
+    # mlflow pointed at another store, as an earlier test may leave it
+    mlflow.set_tracking_uri(f"sqlite:///{other}")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # (set_tracking_uri also sets this variable)
     rebuilt = tmp_path / "rebuilt" / "study.md"
     study_id = parent.data.tags["study"]
@@ -317,9 +313,8 @@ def test_quick_study_nests_seeded_runs_under_one_parent_and_rebuilds_from_mlflow
     again = [line for line in rebuilt.read_text().splitlines() if line.startswith(VARIANT_ROWS)]
     assert again == rows
     assert (rebuilt.parent / "study" / "vanishing_gradients.png").is_file()
-    monkeypatch.chdir(
-        tmp_path
-    )  # without --out, a quick study rebuilds into outputs/, never onto the shipped report
+    # without --out, a quick study rebuilds into outputs/, never onto the shipped report
+    monkeypatch.chdir(tmp_path)
     report.unlink()
     assert load_script().main(["--report-only", study_id]) == 0
     assert report.is_file() and not (tmp_path / "reports").exists()
@@ -347,9 +342,8 @@ def test_one_worker_trains_several_configurations_each_its_own_nested_run_with_n
     out = capsys.readouterr().out
     assert "[3/3] ok" in out and "min left" in out
     logs = sorted((tmp_path / "logs").iterdir())
-    assert (
-        len({log.read_text().splitlines()[0] for log in logs}) == 1
-    )  # one worker process trained all three
+    # one worker process trained all three
+    assert len({log.read_text().splitlines()[0] for log in logs}) == 1
 
     children = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
     assert len(children) == 3 and {r.info.status for r in children} == {"FINISHED"}
@@ -361,7 +355,8 @@ def test_one_worker_trains_several_configurations_each_its_own_nested_run_with_n
         )
         assert params["seed_everything"] == run.data.tags["study.seed"]
         assert params["model/net/init_args/depth"] == "8" and "diag/grad_norm/0" in run.data.metrics
-    # the same configuration and seed, before and after another run in the same process: the same numbers
+    # the same configuration and seed, before and after another run in the same process: the same
+    # numbers
     first, again = [
         r.data.metrics for r in children if r.data.tags["study.variant"] == sigmoid.name
     ]
@@ -395,79 +390,9 @@ def test_a_run_in_process_keeps_its_output_in_its_log_and_leaves_the_process_as_
     assert code == 2  # the CLI's one-line error, caught: the worker lives on to the next run
     log = (tmp_path / "run.log").read_text()
     assert log.startswith("worker process") and "error:" in log and "nope" in log
-    assert (
-        "nope" not in capfd.readouterr().err
-    )  # the run's output went to its log, not to the terminal
+    # the run's output went to its log, not to the terminal
+    assert "nope" not in capfd.readouterr().err
     print("after")  # the descriptors are back
     assert capfd.readouterr().out == "after\n"
     assert signal.getsignal(signal.SIGINT) is handlers and mlflow.active_run() is None
     torch.set_num_threads(threads)
-
-
-@pytest.mark.slow
-@pytest.mark.subprocess
-def test_ctrl_c_stops_the_study_its_running_run_ends_killed_and_queued_runs_never_start(
-    fake_mnist: Path, tmp_path: Path, empty_store: Path
-) -> None:
-    import shutil
-    import signal
-    import time
-
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
-    cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "activation_study.py"),
-        "--quick",
-        "--seeds",
-        "3",
-        "--jobs",
-        "1",
-    ]
-    cmd += [
-        "--claim",
-        "vanishing_gradients",
-        "--data-dir",
-        str(fake_mnist),
-        "--",
-        "--data.val_size=200",
-    ]
-    cmd += ["--data.train_size=800"]  # the fake MNIST has 1,200 training images
-    cmd += [
-        "--trainer.limit_train_batches=1.0",
-        "--trainer.max_epochs=50",
-    ]  # long enough to be caught running
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, start_new_session=True, **pipes
-    )  # its own process group
-    client = MlflowClient(uri)
-    try:
-        deadline = time.monotonic() + 300
-        while True:  # a child run that has logged a training step
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no run started training"
-            time.sleep(1)
-            experiment = client.get_experiment_by_name("activation-study")
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            if any(PARENT_TAG in r.data.tags and "train/loss_step" in r.data.metrics for r in runs):
-                break
-        os.killpg(
-            os.getpgid(proc.pid), signal.SIGINT
-        )  # Ctrl-C in a terminal: the whole process group
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == 130, err[-3000:]
-    assert "stopped; its finished runs stay in MLflow" in err
-    runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if r.data.tags.get("study.parent") == "true")
-    children = [r for r in runs if PARENT_TAG in r.data.tags]
-    assert parent.info.status == "KILLED"
-    assert 1 <= len(children) < 3 * len(VANISHING.variants)  # the queued runs never started
-    assert [r.info.status for r in children].count("KILLED") == 1 and "RUNNING" not in {
-        r.info.status for r in children
-    }

@@ -1,4 +1,5 @@
-"""The unit and training claims' own measurements: dead units by one rule, He's factor, symmetry, their checks."""
+"""The unit and training claims' own measurements: dead units by one rule, He's factor, symmetry,
+their checks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lab.study.claims import CLAIMS, Check, Claim, Column, group
 from lab.study.claims.conditions import at_best, per_layer, recovered, steps_to
 from lab.study.probes import _Kept, init_signal, unit_slopes, unit_spread
 from lab.study.results import RunRecord
+
 from mnist_lab.errors import ConfigError
 from mnist_lab.tracking.nesting import PARENT_TAG
 
@@ -50,8 +52,17 @@ def test_one_dead_unit_rule_judges_every_activation_by_its_largest_slope(
 
 def test_unit_spread_is_zero_under_zero_init_symmetry_and_large_otherwise() -> None:
     x = images()
-    assert unit_spread(SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="zeros"), x) == [0.0, 0.0]
-    assert min(unit_spread(SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_normal"), x)) > 0.5
+    assert unit_spread(
+        SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="zeros"), x
+    ) == [0.0, 0.0]
+    assert (
+        min(
+            unit_spread(
+                SchemeMLP(depth=2, width=32, activation="sigmoid", weight_init="xavier_normal"), x
+            )
+        )
+        > 0.5
+    )
 
 
 def test_he_keeps_relu_signal_through_depth_and_xavier_halves_its_variance_per_layer() -> None:
@@ -97,21 +108,42 @@ def record(variant: str, seed: int, history: dict[str, list[tuple[int, float]]])
     return RunRecord("c", variant, seed, "FINISHED", final, history)
 
 
-def test_steps_to_a_threshold_counts_a_run_that_never_reaches_it_and_best_epoch_follows_validation_loss() -> None:
+def test_steps_to_a_threshold_count_runs_never_reaching_it_best_epoch_follows_val_loss() -> None:
     reached = record("a", 1, {"val/acc": [(20, 0.9), (40, 0.96), (60, 0.97)]})
     never = record("a", 2, {"val/acc": [(20, 0.9), (40, 0.94)]})
     assert steps_to("val/acc", 0.95, 220)(reached) == 40.0
     assert steps_to("val/acc", 0.95, 220)(never) == 220.0
-    run = record("a", 1, {"val/loss": [(1, 0.5), (2, 0.3), (3, 0.4)], "val/acc": [(1, 0.8), (2, 0.85), (3, 0.9)]})
+    run = record(
+        "a",
+        1,
+        {"val/loss": [(1, 0.5), (2, 0.3), (3, 0.4)], "val/acc": [(1, 0.8), (2, 0.85), (3, 0.9)]},
+    )
     assert at_best("val/acc")(run) == 0.85
     deep = record(
-        "a", 1, {"study/act_std/0": [(0, 1.0)], "study/act_std/1": [(0, 0.5)], "study/act_std/2": [(0, 0.25)]}
+        "a",
+        1,
+        {
+            "study/act_std/0": [(0, 1.0)],
+            "study/act_std/1": [(0, 0.5)],
+            "study/act_std/2": [(0, 0.25)],
+        },
     )
     assert per_layer("study/act_std/")(deep) == pytest.approx(0.5)
     assert per_layer("study/act_std/", down=True)(deep) == pytest.approx(2.0)
-    units = {"study/revived/0": [(200, 0.1)], "study/ever_dead/0": [(200, 0.3)], "study/revived/1": [(200, 0.0)]}
-    assert recovered(record("a", 1, {**units, "study/ever_dead/1": [(200, 0.1)]})) == pytest.approx(0.25)
-    assert recovered(record("a", 1, {"study/revived/0": [(200, 0.0)], "study/ever_dead/0": [(200, 0.0)]})) is None
+    units = {
+        "study/revived/0": [(200, 0.1)],
+        "study/ever_dead/0": [(200, 0.3)],
+        "study/revived/1": [(200, 0.0)],
+    }
+    assert recovered(record("a", 1, {**units, "study/ever_dead/1": [(200, 0.1)]})) == pytest.approx(
+        0.25
+    )
+    assert (
+        recovered(
+            record("a", 1, {"study/revived/0": [(200, 0.0)], "study/ever_dead/0": [(200, 0.0)]})
+        )
+        is None
+    )
 
 
 def level_claim(margin: float | None, lower: bool = False) -> Claim:
@@ -128,20 +160,26 @@ def level_claim(margin: float | None, lower: bool = False) -> Claim:
 
 
 def test_a_check_against_a_level_holds_fails_or_is_equivalent_from_the_numbers() -> None:
-    near = [record("a", s, {"x": [(0, v)]}) for s, v in enumerate([0.001, -0.002, 0.0, 0.002, -0.001])]
+    near = [
+        record("a", s, {"x": [(0, v)]}) for s, v in enumerate([0.001, -0.002, 0.0, 0.002, -0.001])
+    ]
     far = [record("a", s, {"x": [(0, v)]}) for s, v in enumerate([0.30, 0.32, 0.29, 0.31, 0.33])]
     assert level_claim(0.02).verdict(group(near)).label == "holds"  # within ±0.02 of 0
     assert level_claim(0.02).verdict(group(far)).label == "does not hold"  # beyond the margin
-    assert level_claim(None, lower=True).verdict(group(far)).label == "does not hold"  # above 0, not below
+    # above 0, not below
+    assert level_claim(None, lower=True).verdict(group(far)).label == "does not hold"
     assert level_claim(None).verdict(group(far)).label == "holds"
 
 
-def test_every_unit_and_training_claim_checks_named_configurations_and_says_its_conditions() -> None:
+def test_every_unit_and_training_claim_checks_named_configurations_and_says_conditions() -> None:
     for name in ("dead_relus", "init", "dropout", "batch_norm", "relu_variants"):
         claim = CLAIMS[name]
         names = {v.name for v in claim.variants}
         for check in claim.checks:
-            assert check.better in names and (check.level is not None or check.worse in names), (name, check)
+            assert check.better in names and (check.level is not None or check.worse in names), (
+                name,
+                check,
+            )
             assert check.says
         for word in ("SGD", "lr", "clipping", "batch"):
             assert word in claim.measured or word in claim.statement, (name, word)
@@ -156,21 +194,32 @@ def test_the_study_callback_logs_dead_revived_and_eval_mode_training_accuracy_in
     from lab.study.grid import Job
 
     client = MlflowClient(tracking_uri)
-    picks = [("dead_relus", 1), ("init", 0), ("dropout", 2), ("batch_norm", 6), ("relu_variants", 3)]
+    picks = [
+        ("dead_relus", 1),
+        ("init", 0),
+        ("dropout", 2),
+        ("batch_norm", 6),
+        ("relu_variants", 3),
+    ]
     jobs = [Job(name, CLAIMS[name].variants[i], 42) for name, i in picks]
     experiment, parent = run_quick(client, jobs, CLAIMS, fake_mnist, tmp_path / "logs")
     runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'")
     metrics = {r.data.tags["study.claim"]: r.data.metrics for r in runs}
     assert {r.info.status for r in runs} == {"FINISHED"}
     dead = metrics["dead_relus"]
-    assert {"study/dead/0", "study/revived/3", "study/ever_dead/3", "study/negative/0", "study/unit_spread/0"} <= set(
-        dead
-    )
+    assert {
+        "study/dead/0",
+        "study/revived/3",
+        "study/ever_dead/3",
+        "study/negative/0",
+        "study/unit_spread/0",
+    } <= set(dead)
     assert "study/act_std/19" in metrics["init"] and "study/preact_grad/0" in metrics["init"]
     assert 0.0 <= metrics["dropout"]["study/train_eval_acc"] <= 1.0
     assert "diag/mode_gap/gap" in metrics["batch_norm"]
     history = client.get_metric_history(
-        [r for r in runs if r.data.tags["study.claim"] == "dead_relus"][0].info.run_id, "study/dead/0"
+        [r for r in runs if r.data.tags["study.claim"] == "dead_relus"][0].info.run_id,
+        "study/dead/0",
     )
     assert [m.step for m in history][0] == 0 and len(history) >= 2  # at init and after the updates
 
@@ -182,7 +231,10 @@ def test_a_diverged_run_counts_as_the_column_says_and_the_caption_names_the_verd
         "s",
         "m",
         (),
-        (Column("steps", lambda r: r.last("x"), failed=220.0), Column("plain", lambda r: r.last("x"))),
+        (
+            Column("steps", lambda r: r.last("x"), failed=220.0),
+            Column("plain", lambda r: r.last("x")),
+        ),
         (),
         (Check(0, "a", "b", lower=True),),
         caption="Fewer steps: {c0}.",
@@ -191,10 +243,12 @@ def test_a_diverged_run_counts_as_the_column_says_and_the_caption_names_the_verd
     failed = RunRecord("c", "b", 9, "FAILED", {"x": 10.0}, {"x": [(0, 10.0)]})
     stopped = RunRecord("c", "b", 8, "KILLED", {"x": 10.0}, {"x": [(0, 10.0)]})
     groups = group([*runs, record("b", 1, {"x": [(0, 200.0)]}), failed, stopped])
+    # the diverged run never got there; the stopped one is out
     assert claim.stat(groups, "b", 0).values == (
         200.0,
         220.0,
-    )  # the diverged run never got there; the stopped one is out
-    assert claim.stat(groups, "b", 1).values == (200.0,)  # a column without ``failed`` leaves it out
+    )
+    # a column without ``failed`` leaves it out
+    assert claim.stat(groups, "b", 1).values == (200.0,)
     verdict = claim.verdict(groups)
     assert claim.caption_for(verdict) == f"Fewer steps: {verdict.outcomes[0].label}."

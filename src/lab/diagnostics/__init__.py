@@ -1,4 +1,5 @@
-"""Diagnostics that make the textbook visible: gradient flow and signs, saturation, dead units, symmetry, mode gap."""
+"""Diagnostics that make the textbook visible: gradient flow and signs, saturation, dead units,
+symmetry, mode gap."""
 
 from lab.diagnostics.callback import DiagnosticsCallback
 from lab.diagnostics.probes import (

@@ -1,21 +1,16 @@
 """The diagnostics callback: logs ``diag/*`` metrics every N steps and figures at the end of fit.
 
 Metric names (``<i>``: depth index, 0 = first hidden layer, last = output layer):
-``diag/grad_norm/<i>`` (weight-gradient L2 norm), ``diag/grad_sign_agreement/<i>`` (per unit, the share
-of its weight gradients with the majority sign, averaged: near 1 when the layer's inputs are all
-positive, about 0.5 when they are zero-centred), ``diag/saturation/<i>`` (sigmoid/tanh family only),
-``diag/dead_frac/<i>``, ``diag/act_mean/<i>``, ``diag/act_std/<i>``, ``diag/distinct_units/<i>``, and
-the mode gap ``diag/mode_gap/train_acc``, ``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train).
-On the training step itself (:mod:`lab.diagnostics.flow`): ``diag/preact_grad/<i>`` (per example, the norm of
-the loss's gradient w.r.t. the layer's output ``Wx + b``) and ``diag/rel_grad/<i>`` (``||grad W|| / ||W||``),
-with the gradient norms, and ``diag/update_cos/<i>``
-(per unit, the cosine between two consecutive weight updates, averaged), logged at the second of the two steps.
-
-Cost (README, "Performance"): the gradient measurements (norms and sign agreement, one pass over
-the weight gradients each) are cheap and taken every ``every_n_steps``; the probe measurements
-(three forward passes over the probe batch) every ``probe_every_n_steps``.
-The values go to the loggers with their steps; ``RunLogger`` keeps them and writes in batches, so
-measuring does not add a store write to the training steps.
+``diag/grad_norm/<i>`` (weight-gradient L2 norm), ``diag/grad_sign_agreement/<i>`` (per unit, the
+share of its weight gradients with the majority sign, averaged: near 1 when the layer's inputs are
+all positive, about 0.5 when they are zero-centred), ``diag/saturation/<i>`` (sigmoid/tanh family
+only), ``diag/dead_frac/<i>``, ``diag/act_mean/<i>``, ``diag/act_std/<i>``,
+``diag/distinct_units/<i>``, and the mode gap ``diag/mode_gap/train_acc``,
+``diag/mode_gap/eval_acc``, ``diag/mode_gap/gap`` (eval - train). On the training step itself
+(:mod:`lab.diagnostics.flow`): ``diag/preact_grad/<i>`` (per example, the norm of the loss's
+gradient w.r.t. the layer's output ``Wx + b``) and ``diag/rel_grad/<i>`` (``||grad W|| / ||W||``),
+with the gradient norms, and ``diag/update_cos/<i>`` (per unit, the cosine between two consecutive
+weight updates, averaged), logged at the second of the two steps.
 """
 
 from __future__ import annotations

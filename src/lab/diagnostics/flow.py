@@ -1,9 +1,9 @@
-"""Gradient flow measured on the training step itself: the gradient w.r.t. each layer's pre-activations, and the
-cosine between a layer's consecutive weight updates.
+"""Gradient flow measured on the training step itself: the gradient w.r.t. each layer's
+pre-activations, and the cosine between a layer's consecutive weight updates.
 
-Both ride on steps the optimiser takes anyway (no extra forward or backward pass), so they cost a hook and a copy
-of the weights on the steps they measure. Depth index ``i`` as in :mod:`lab.diagnostics.probes`: 0 is the first
-hidden layer, the last is the output layer.
+Both ride on steps the optimiser takes anyway (no extra forward or backward pass), so they cost a
+hook and a copy of the weights on the steps they measure. Depth index ``i`` as in
+:mod:`lab.diagnostics.probes`: 0 is the first hidden layer, the last is the output layer.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from lab.diagnostics.probes import BlockNetwork, weight_layers
 
 
 class PreactGrads:
-    """While attached, records the gradient of the loss w.r.t. every weight layer's output ``z = Wx + b`` (before
-    any batch norm and the activation) in the next backward pass: the textbook's ``delta`` of each layer.
+    """While attached, records the gradient of the loss w.r.t. every weight layer's output ``z = Wx
+    + b`` (before any batch norm and the activation) in the next backward pass: the textbook's
+    ``delta`` of each layer.
 
-    ``norms()`` gives, per layer, the mean over the batch of each example's ``||d loss_n / d z_n||``: the loss is
-    a batch mean, so the gradient's rows are scaled back by the batch size.
+    ``norms()`` gives, per layer, the mean over the batch of each example's ``||d loss_n / d
+    z_n||``: the loss is a batch mean, so the gradient's rows are scaled back by the batch size.
     """
 
     def __init__(self) -> None:
@@ -57,8 +58,8 @@ class PreactGrads:
 
 
 def row_cosine(a: Tensor, b: Tensor) -> float:
-    """Per unit (a row: its incoming weights), the cosine between ``a`` and ``b``, averaged over the units that
-    moved in both; NaN when none did."""
+    """Per unit (a row: its incoming weights), the cosine between ``a`` and ``b``, averaged over the
+    units that moved in both; NaN when none did."""
     a, b = a.flatten(1), b.flatten(1)
     na, nb = a.norm(dim=1), b.norm(dim=1)
     moved = (na > 0) & (nb > 0)
@@ -68,11 +69,13 @@ def row_cosine(a: Tensor, b: Tensor) -> float:
 
 
 class UpdateCosine:
-    """The cosine between consecutive weight updates of each layer, per unit then averaged (:func:`row_cosine`).
+    """The cosine between consecutive weight updates of each layer, per unit then averaged
+    (:func:`row_cosine`).
 
-    Call ``before(step, net)`` ahead of the optimiser step and ``after(step, net)`` once it is taken; every
-    ``every`` steps the update of step ``s`` is kept and ``after(s + 1)`` returns its cosine with the next one:
-    near -1 when updates go back and forth (zig-zag), near +1 when they keep one direction.
+    Call ``before(step, net)`` ahead of the optimiser step and ``after(step, net)`` once it is
+    taken; every ``every`` steps the update of step ``s`` is kept and ``after(s + 1)`` returns its
+    cosine with the next one: near -1 when updates go back and forth (zig-zag), near +1 when they
+    keep one direction.
     """
 
     def __init__(self, every: int) -> None:
@@ -104,8 +107,9 @@ class UpdateCosine:
 
 
 def relative_grads(net: BlockNetwork) -> list[float]:
-    """Per weight layer, ``||grad W|| / ||W||``: the share of its size one unit-rate SGD step moves it. A saturated
-    layer's weights are large, so a gradient that is not small in itself may still barely move them."""
+    """Per weight layer, ``||grad W|| / ||W||``: the share of its size one unit-rate SGD step moves
+    it. A saturated layer's weights are large, so a gradient that is not small in itself may still
+    barely move them."""
     out = []
     for layer in weight_layers(net):
         grad, norm = layer.weight.grad, float(layer.weight.detach().norm())

@@ -1,6 +1,7 @@
 """Figures of the diagnostics: gradient norm by depth per epoch, activation histograms per layer.
 
-Built with matplotlib's object API (``Figure``), never pyplot, so importing this module sets no backend.
+Built with matplotlib's object API (``Figure``), never pyplot, so importing this module sets no
+backend.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 @runtime_checkable
 class BlockNetwork(Protocol):
-    """A network the diagnostics understand: hidden ``blocks`` (input side first, each with ``layer``, the
-    weights, and ``act``, the units), then the ``output`` layer. The template's MLP and CNN are ones."""
+    """A network the diagnostics understand: hidden ``blocks`` (input side first, each with
+    ``layer``, the weights, and ``act``, the units), then the ``output`` layer. The template's MLP
+    and CNN are ones."""
 
     blocks: Sequence[nn.Module]
     output: nn.Module
@@ -53,8 +54,8 @@ def sign_agreement(grad: Tensor) -> Tensor:
 
     ``(1 + |sum of signs| / #nonzero) / 2`` is the same number from one ``sign()`` pass. For one
     example the row is ``delta_j * inputs``, so inputs of one sign (sigmoid outputs) give exactly 1:
-    every weight into a unit must move the same way, the zig-zag the textbook blames on non-zero-centred
-    activations. NaN when no unit has a nonzero gradient (a step activation).
+    every weight into a unit must move the same way, the zig-zag the textbook blames on
+    non-zero-centred activations. NaN when no unit has a nonzero gradient (a step activation).
     """
     signs = grad.detach().flatten(1).sign()
     nonzero = signs.abs().sum(dim=1)
@@ -63,13 +64,13 @@ def sign_agreement(grad: Tensor) -> Tensor:
 
 
 def grad_sign_agreement(net: BlockNetwork) -> list[float]:
-    """:func:`sign_agreement` of each layer's weight gradient, input side first (NaN where there is none)."""
+    """:func:`sign_agreement` of each layer's weight gradient, input side first (NaN where there is
+    none)."""
     grads = [layer.weight.grad for layer in weight_layers(net)]
     shares = [sign_agreement(g) if g is not None else None for g in grads]
     present = [s for s in shares if s is not None]
-    values = iter(
-        torch.stack(present).tolist() if present else []
-    )  # one device sync for every layer
+    # one device sync for every layer
+    values = iter(torch.stack(present).tolist() if present else [])
     return [next(values) if s is not None else float("nan") for s in shares]
 
 

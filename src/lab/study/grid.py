@@ -1,4 +1,5 @@
-"""The study's runs: one claim's configuration x one seed becomes one ``mnist_lab fit`` command line."""
+"""The study's runs: one claim's configuration x one seed becomes one ``mnist_lab fit`` command
+line."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ BAD_START = "--model.net=lab.nets.BadStartMLP"  # the MLP with output_gain and b
 DIAG = (
     "--trainer.callbacks.init_args"  # the last callback of configs/defaults.yaml: the diagnostics
 )
-STUDY_NET = "--model.net=lab.nets.StudyMLP"  # BadStartMLP's options plus hidden_gain, output_init, act_shift
+# BadStartMLP's options plus hidden_gain, output_init, act_shift
+STUDY_NET = "--model.net=lab.nets.StudyMLP"
 
 
 def sgd(lr: float, momentum: float = 0.0) -> tuple[str, ...]:
-    """The textbook's optimiser instead of the template's AdamW + cosine decay + clipping at 1.0: SGD at a
-    constant ``lr`` (``momentum`` 0: plain SGD), no weight decay, no schedule, no clipping."""
+    """The textbook's optimiser instead of the template's AdamW + cosine decay + clipping at 1.0:
+    SGD at a constant ``lr`` (``momentum`` 0: plain SGD), no weight decay, no schedule, no
+    clipping."""
     return (
         "--model.optimizer=torch.optim.SGD",
         f"--model.optimizer.lr={lr:g}",
@@ -31,8 +34,8 @@ def sgd(lr: float, momentum: float = 0.0) -> tuple[str, ...]:
 
 
 def by_steps(steps: int, val_every: int, diag_every: int) -> tuple[str, ...]:
-    """Train ``steps`` optimiser updates whatever the epoch length, validating every ``val_every`` steps and
-    measuring the gradients every ``diag_every`` (the probe batch at the same steps)."""
+    """Train ``steps`` optimiser updates whatever the epoch length, validating every ``val_every``
+    steps and measuring the gradients every ``diag_every`` (the probe batch at the same steps)."""
     return (
         "--trainer.max_epochs=-1",
         f"--trainer.max_steps={steps}",
@@ -43,7 +46,8 @@ def by_steps(steps: int, val_every: int, diag_every: int) -> tuple[str, ...]:
     )
 
 
-# Every run: the study preset on the MLP, no final test (the study reads val/acc), no progress bar in the logs.
+# Every run: the study preset on the MLP, no final test (the study reads val/acc), no progress bar
+# in the logs.
 BASE_ARGS = (
     "--config",
     str(REPO / "configs" / "net" / "mlp.yaml"),
@@ -55,20 +59,23 @@ BASE_ARGS = (
     "--trainer.enable_progress_bar=false",
 )
 
-# Quick mode (tests, a smoke check): a few batches, two short epochs; given after a claim's own args, so they win.
+# Quick mode (tests, a smoke check): a few batches, two short epochs; given after a claim's own
+# args, so they win.
 QUICK_ARGS = (
     "--trainer.limit_train_batches=6",
     "--trainer.max_epochs=2",
     "--trainer.callbacks.init_args.every_n_steps=2",
     "--trainer.callbacks.init_args.probe_every_n_steps=2",
-    "--trainer.val_check_interval=1.0",  # a claim validating every N steps would never reach N in quick mode
+    # a claim validating every N steps would never reach N in quick mode
+    "--trainer.val_check_interval=1.0",
     "--trainer.check_val_every_n_epoch=1",
 )
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of a claim: a short name, its CLI overrides, and where it sits in a heatmap."""
+    """One configuration of a claim: a short name, its CLI overrides, and where it sits in a
+    heatmap."""
 
     name: str
     overrides: tuple[str, ...] = ()
@@ -98,8 +105,8 @@ def command(
     claim_args: tuple[str, ...],
     extra: list[str],
 ) -> list[str]:
-    """The CLI arguments (``fit ...``, for ``mnist_lab.cli.main``): the claim's shared args, then the variant's,
-    then the caller's (the later wins)."""
+    """The CLI arguments (``fit ...``, for ``mnist_lab.cli.main``): the claim's shared args, then
+    the variant's, then the caller's (the later wins)."""
     tags = {
         PARENT_TAG: parent_run_id,
         "study": study_id,

@@ -1,4 +1,5 @@
-"""A claim's figure: one row of panels, each mean ± std over seeds; a panel without data says so in words."""
+"""A claim's figure: one row of panels, each mean ± std over seeds; a panel without data says so in
+words."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def empty(ax: Axes, title: str, why: str) -> None:
     )
 
 
-# The y-axis in words, with units, for the metrics (or prefixes) a line panel draws; accuracies in percent.
+# The y-axis in words, with units, for the metrics (or prefixes) a line panel draws; accuracies
+# in percent.
 WORDS = {
     "val/acc": "validation accuracy (%)",
     "train/acc": "training accuracy (%)",
@@ -57,9 +59,10 @@ def _band(
 ) -> bool:
     """Mean ± std over seeds at each x that every seed reached; False if nothing to draw.
 
-    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band), as in
-    the tables; a value of 0 cannot sit on a log axis, so it is left out and the legend says how many were.
-    Where the seeds split into two outcomes (:func:`lab.study.stats.split_at`) each seed is drawn instead.
+    On a log axis the statistics are taken of log10 values (geometric mean, a multiplicative band),
+    as in the tables; a value of 0 cannot sit on a log axis, so it is left out and the legend says
+    how many were. Where the seeds split into two outcomes (:func:`lab.study.stats.split_at`) each
+    seed is drawn instead.
     """
     runs = [r for r in runs if r]
     if not runs:
@@ -111,7 +114,8 @@ def _key(record: RunRecord, key: str) -> str:
 
 
 def _series(record: RunRecord, panel: Panel) -> list[tuple[float, float]]:
-    """(x, y) pairs: x the layer for a depth panel, else the training step the value was logged at."""
+    """(x, y) pairs: x the layer for a depth panel, else the training step the value was logged
+    at."""
     if panel.kind == "depth":
         return list(enumerate(record.by_depth(panel.key, panel.at)))
     if panel.layer_mean:
@@ -127,9 +131,8 @@ def _series(record: RunRecord, panel: Panel) -> list[tuple[float, float]]:
 def ylabel(panel: Panel) -> str:
     """The panel's y-axis in words: its own label, else the metric's (:data:`WORDS`)."""
     head, _, tail = panel.key.rpartition("/")
-    key = (
-        f"{head}/" if not tail or tail.lstrip("-").isdigit() else panel.key
-    )  # a layer's key: its prefix
+    # a layer's key: its prefix
+    key = f"{head}/" if not tail or tail.lstrip("-").isdigit() else panel.key
     return panel.ylabel or WORDS.get(key, panel.key)
 
 
@@ -190,7 +193,10 @@ def _heatmap(ax: Axes, claim: Claim, groups: Groups, panel: Panel, variants: lis
     for (r, c), s in cells.items():
         if s is not None:
             grid[rows.index(r)][cols.index(c)] = column.scale * s.mean
-            text = f"{format(column.scale * s.mean, column.spec)}\n±{format(column.scale * s.std, column.spec)}"
+            text = (
+                f"{format(column.scale * s.mean, column.spec)}\n"
+                f"±{format(column.scale * s.std, column.spec)}"
+            )
             ax.text(cols.index(c), rows.index(r), text, ha="center", va="center", fontsize=6)
     image = ax.imshow(grid, aspect="auto", cmap="viridis", alpha=0.8)
     ax.figure.colorbar(image, ax=ax)

@@ -1,23 +1,24 @@
-"""The study's own measurements on top of the diagnostics: units judged over thousands of training images.
+"""The study's own measurements on top of the diagnostics: units judged over many training images.
 
-:class:`StudyDiagnostics` is :class:`~lab.diagnostics.DiagnosticsCallback` plus what some claims need and
-the probe batch cannot give. A claim swaps it in for the last callback with
-``--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics`` (the diagnostics' options carry over)
-and switches its parts on:
+:class:`StudyDiagnostics` is :class:`~lab.diagnostics.DiagnosticsCallback` plus what some claims
+need and the probe batch cannot give. A claim swaps it in for the last callback with
+``--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics`` (the diagnostics' options carry
+over) and switches its parts on:
 
-- ``images``: the first N images of the training split. On them, at init, every ``unit_every_n_steps``
-  optimiser updates and at the end, each hidden unit's largest slope ``|f'(z)|`` over the N images:
-  ``study/dead/<i>`` is the fraction of layer ``i``'s units whose largest slope is below
-  ``slope_threshold`` (one rule for every activation: a leaky unit, whose slope never drops under its
-  negative slope, is judged by it too); ``study/revived/<i>`` the fraction of the layer's units that were
-  dead at an earlier measurement and are alive now, ``study/ever_dead/<i>`` the fraction dead at any
-  measurement so far; ``study/negative/<i>`` the fraction whose pre-activation
-  is <= 0 on every image (where a ReLU unit has no gradient); ``study/unit_spread/<i>`` the spread of the layer's
-  units across one another (std over units, averaged over images) relative to the layer's std: 0 when
-  every unit computes the same function (zero init's symmetry);
-- ``init_grads``: at init, on those images, each hidden layer's activation std (``study/act_std/<i>``)
-  and the RMS of the loss gradient with respect to its pre-activations (``study/preact_grad/<i>``), the
-  two quantities He et al. (2015) follow through depth;
+- ``images``: the first N images of the training split. On them, at init, every
+  ``unit_every_n_steps`` optimiser updates and at the end, each hidden unit's largest slope
+  ``|f'(z)|`` over the N images: ``study/dead/<i>`` is the fraction of layer ``i``'s units whose
+  largest slope is below ``slope_threshold`` (one rule for every activation: a leaky unit, whose
+  slope never drops under its negative slope, is judged by it too); ``study/revived/<i>`` the
+  fraction of the layer's units that were dead at an earlier measurement and are alive now,
+  ``study/ever_dead/<i>`` the fraction dead at any measurement so far; ``study/negative/<i>`` the
+  fraction whose pre-activation is <= 0 on every image (where a ReLU unit has no gradient);
+  ``study/unit_spread/<i>`` the spread of the layer's units across one another (std over units,
+  averaged over images) relative to the layer's std: 0 when every unit computes the same function
+  (zero init's symmetry);
+- ``init_grads``: at init, on those images, each hidden layer's activation std
+  (``study/act_std/<i>``) and the RMS of the loss gradient with respect to its pre-activations
+  (``study/preact_grad/<i>``), the two quantities He et al. (2015) follow through depth;
 - ``train_eval``: after every epoch, accuracy and loss on the whole training subset in eval mode
   (``study/train_eval_acc``, ``study/train_eval_loss``): training accuracy without dropout noise.
 
@@ -47,10 +48,12 @@ def _chunks(n: int, size: int = 1000) -> list[slice]:
 
 
 def unit_slopes(net: BlockNetwork, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """Per hidden layer, each unit's largest ``|f'(z)|`` and largest pre-activation ``z`` over the images ``x``.
+    """Per hidden layer, each unit's largest ``|f'(z)|`` and largest pre-activation ``z`` over the
+    images ``x``.
 
-    ``f'`` comes from autograd on the activation alone (the sum trick gives the elementwise derivative of an
-    elementwise activation; for maxout it is 1 on the winning piece), so every activation is judged alike.
+    ``f'`` comes from autograd on the activation alone (the sum trick gives the elementwise
+    derivative of an elementwise activation; for maxout it is 1 on the winning piece), so every
+    activation is judged alike.
     """
     best: list[Tensor] | None = None
     top: list[Tensor] | None = None
@@ -91,7 +94,8 @@ def _act_inputs(net: BlockNetwork, x: Tensor) -> list[Tensor]:
 
 
 def unit_spread(net: BlockNetwork, x: Tensor) -> list[float]:
-    """Per hidden layer: std across its units (per image, averaged) over the layer's overall std; 0: all alike."""
+    """Per hidden layer: std across its units (per image, averaged) over the layer's overall std; 0:
+    all alike."""
     outputs: list[Tensor] = []
     hooks = [
         block.act.register_forward_hook(lambda m, a, o: outputs.append(o)) for block in net.blocks
@@ -137,7 +141,8 @@ def init_signal(
 
 
 class _Kept:
-    """Weights' gradients, modes, buffers and the RNG restored afterwards: measuring changes nothing."""
+    """Weights' gradients, modes, buffers and the RNG restored afterwards: measuring changes
+    nothing."""
 
     def __init__(self, net: nn.Module) -> None:
         self.net = net
@@ -163,12 +168,13 @@ class _Kept:
 
 
 class StudyDiagnostics(DiagnosticsCallback):
-    """The diagnostics, plus unit slopes over training images, the init signal by depth, eval-mode training
-    accuracy (see the module docstring). Every extra is off unless asked for.
+    """The diagnostics, plus unit slopes over training images, the init signal by depth, eval-mode
+    training accuracy (see the module docstring). Every extra is off unless asked for.
 
     Args:
         images: training images the unit measurements use (0: none).
-        unit_every_n_steps: optimiser updates between unit measurements (0: at init and at the end only).
+        unit_every_n_steps: optimiser updates between unit measurements (0: at init and at the end
+            only).
         slope_threshold: a unit is dead when its largest slope over the images is below this.
         init_grads: log the activation std and pre-activation gradient by depth at init.
         train_eval: log eval-mode accuracy and loss on the whole training subset after every epoch.

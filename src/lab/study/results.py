@@ -1,7 +1,8 @@
-"""Read a study back from MLflow: its parent run, and each child run as a record of metric histories.
+"""Read a study back from MLflow: its parent run, and each child run as a record of metric
+histories.
 
-The children are found with ``MlflowClient.search_runs`` on the ``mlflow.parentRunId`` tag, so a report
-can be rebuilt from the store alone, for any past study.
+The children are found with ``MlflowClient.search_runs`` on the ``mlflow.parentRunId`` tag, so a
+report can be rebuilt from the store alone, for any past study.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from mnist_lab.tracking.nesting import PARENT_TAG, newest_tagged_run
 
 @dataclass
 class RunRecord:
-    """One child run: which claim, variant and seed, how it ended, and the histories a claim reads."""
+    """One child run: which claim, variant and seed, how it ended, and the histories a claim
+    reads."""
 
     claim: str
     variant: str
     seed: int
     status: str
     final: dict[str, float]
-    history: dict[str, list[tuple[int, float]]] = field(
-        default_factory=dict
-    )  # key -> [(step, value)]
+    # key -> [(step, value)]
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def series(self, key: str) -> list[float]:
         """The metric's values in step order (one per logged step; per epoch for val/*)."""
@@ -66,7 +67,8 @@ class RunRecord:
         return sum(values) / len(values) if values else None
 
     def mean_curve(self, prefix: str) -> list[tuple[int, float]]:
-        """Per logged step, the mean over the layers under ``prefix`` (e.g. saturation over training)."""
+        """Per logged step, the mean over the layers under ``prefix`` (e.g. saturation over
+        training)."""
         per_step: dict[int, list[float]] = defaultdict(list)
         for i in self.layers(prefix):
             for step, value in self.history.get(f"{prefix}{i}", []):
@@ -89,7 +91,8 @@ def find_parent(client: MlflowClient, experiment: str, study_id: str) -> mlflow.
 def collect(
     client: MlflowClient, parent: mlflow.entities.Run, keys: dict[str, tuple[str, ...]]
 ) -> list[RunRecord]:
-    """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to read in full.
+    """Every child run of ``parent``; ``keys`` names, per claim, the metrics (or ``prefix/``) to
+    read in full.
 
     The client's own ``search_runs`` (paged): the fluent ``mlflow.search_runs`` would read whatever
     store the process last pointed ``mlflow`` at, not necessarily ``client``'s.

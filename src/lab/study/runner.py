@@ -1,11 +1,8 @@
-"""Run the study's jobs in a few worker processes, each importing once and training many runs in turn.
+"""Run the study's jobs in a few worker processes, each importing once and training many runs.
 
-A fresh ``python -m mnist_lab fit`` spends 12-15 s importing before a few seconds of training; a worker
-pays that once and then calls :func:`mnist_lab.cli.main` for each of its runs, which is how a sweep's
-trials run too. Each run is still its own nested MLflow run. What one run could leave behind for the
-next in the same process is reset or checked: the seed (every run passes ``--seed_everything``), the
-torch threads (set before each run), the signal handlers (``main`` restores them), an active fluent
-MLflow run (ended), and the output (each run's goes to its own log file).
+A worker calls :func:`mnist_lab.cli.main` for each of its runs, as a sweep's trials do; each run is
+still its own nested MLflow run, and what one run could leave behind for the next (seed, torch
+threads, signal handlers, a fluent MLflow run, output) is reset or checked.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ import torch
 
 from lab.study.claims import Claim
 from lab.study.grid import Job
+
 from mnist_lab.cli import main
 from mnist_lab.parallel import threads_per_job
 from mnist_lab.recovery import ignore_stop_signals
@@ -54,15 +52,16 @@ def cost_s(claim: Claim, quick: bool) -> float:
 
 
 def estimate_s(claims: list[Claim], seeds: list[int], parallel: int, quick: bool) -> float:
-    """Wall seconds: the workers' start, then every run's estimate shared over the parallel workers."""
+    """Wall seconds: the workers' start, then every run's estimate shared over the parallel
+    workers."""
     total = sum(cost_s(c, quick) * len(c.variants) * len(seeds) for c in claims)
     return WORKER_START_S + total / max(1, parallel)
 
 
 @contextmanager
 def output_to(file: IO[str]) -> Iterator[None]:
-    """Send this process's output to ``file``: ``sys.stdout``/``sys.stderr``, and descriptors 1 and 2 for
-    what holds them (logging handlers made at import, C code); restored afterwards."""
+    """Send this process's output to ``file``: ``sys.stdout``/``sys.stderr``, and descriptors 1 and
+    2 for what holds them (logging handlers made at import, C code); restored afterwards."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -80,22 +79,23 @@ def output_to(file: IO[str]) -> Iterator[None]:
 
 def start_worker() -> None:
     """Between runs a worker ignores the stop signals: the parent stops the study (and no worker
-    outlives it); a run in progress still gets them through the CLI's own handlers, ending KILLED."""
+    outlives it); a run in progress still gets them through the CLI's own handlers, ending
+    KILLED."""
     ignore_stop_signals()
 
 
 def run_one(
     args: list[str], threads: int, log: Path, stop: Path | None = None
 ) -> tuple[int, float]:
-    """One run in this process (``mnist_lab.cli.main``), its output in ``log``; the exit code and seconds.
+    """One run in this process (``mnist_lab.cli.main``), its output in ``log``; the exit code and
+    seconds.
 
     When the file ``stop`` exists the study was stopped: the run does not start (exit code 130). Its
-    checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder removed
-    when it ends, so 200 runs do not leave gigabytes under outputs/.
+    checkpoints (about 14 MB a run; the study reads MLflow, not them) go to a temporary folder
+    removed when it ends, so 200 runs do not leave gigabytes under outputs/.
     """
-    if (
-        stop is not None and stop.exists()
-    ):  # queued before Ctrl-C, beyond the reach of cancel_futures
+    # queued before Ctrl-C, beyond the reach of cancel_futures
+    if stop is not None and stop.exists():
         return 130, 0.0
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -113,9 +113,8 @@ def run_one(
         except Exception:  # one broken run must not end the worker and the runs queued behind it
             traceback.print_exc()
             code = 1
-        if (
-            mlflow.active_run() is not None
-        ):  # the study's runs use the client; a fluent one must not linger
+        # the study's runs use the client; a fluent one must not linger
+        if mlflow.active_run() is not None:
             mlflow.end_run("FAILED")
     return code, time.perf_counter() - start
 
@@ -127,17 +126,16 @@ def run_all(
     log_dir: Path,
     cost: Callable[[Job], float],
 ) -> list[str]:
-    """Run every job in ``parallel`` worker processes with the cores shared out; print each as it ends with
-    the time left (the planned cost of the runs left, scaled by how the finished ones compared with their
-    plan); return the failed jobs' labels."""
+    """Run every job in ``parallel`` worker processes with the cores shared out; print each as it
+    ends with the time left (the planned cost of the runs left, scaled by how the finished ones
+    compared with their plan); return the failed jobs' labels."""
     threads = threads_per_job(parallel)
     log_dir.mkdir(parents=True, exist_ok=True)
     stop = log_dir / "stopped"
     failures: list[str] = []
     planned, done_plan, start = sum(cost(j) for j in jobs), 0.0, time.perf_counter()
-    spawn = multiprocessing.get_context(
-        "spawn"
-    )  # a fresh interpreter: no torch threads or locks forked
+    # a fresh interpreter: no torch threads or locks forked
+    spawn = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(parallel, mp_context=spawn, initializer=start_worker)
     try:
         futures = {
@@ -166,14 +164,12 @@ def run_all(
                 failures.append(job.label)
     except BaseException:  # a stop: queued runs never start; running ones end KILLED, told so here
         stop.touch()
-        for (
-            worker
-        ) in psutil.Process().children():  # a signal to this process alone reaches them too
+        # a signal to this process alone reaches them too
+        for worker in psutil.Process().children():
             with contextlib.suppress(psutil.Error):
                 worker.send_signal(signal.SIGINT)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(
-        wait=True
-    )  # the workers exit: whatever MLflow still queued is written before the report reads it
+    # the workers exit: whatever MLflow still queued is written before the report reads it
+    pool.shutdown(wait=True)
     return failures

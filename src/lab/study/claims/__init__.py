@@ -1,7 +1,8 @@
-"""The claims registry: name -> :class:`Claim` (a grid of CLI overrides, metrics, figure, verdict), in report order.
+"""The claims registry: name -> :class:`Claim` (a grid of CLI overrides, metrics, figure, verdict),
+in report order.
 
-Adding a claim is one :class:`Claim` in a module here and one entry below; ``make compare CLAIM=<name>``
-then runs it alone.
+Adding a claim is one :class:`Claim` in a module here and one entry below; ``make compare
+CLAIM=<name>`` then runs it alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from lab.study.claims.overview import OVERVIEW
 from lab.study.claims.training import BATCH_NORM, DROPOUT
 from lab.study.claims.units import DEAD_RELUS, INIT
 from lab.study.claims.variants import RELU_VARIANTS
+
 from mnist_lab.errors import ConfigError
 
 CLAIMS: dict[str, Claim] = {
@@ -32,7 +34,8 @@ CLAIMS: dict[str, Claim] = {
 
 
 def select(names: list[str] | None) -> list[Claim]:
-    """The named claims in report order (all when ``names`` is empty); names may be comma-separated."""
+    """The named claims in report order (all when ``names`` is empty); names may be
+    comma-separated."""
     wanted = [n.strip() for name in names or [] for n in name.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in CLAIMS]
     if unknown:

@@ -1,4 +1,5 @@
-"""What a claim is: a grid of configurations, the numbers to read, a figure, and a verdict from the numbers."""
+"""What a claim is: a grid of configurations, the numbers to read, a figure, and a verdict from the
+numbers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ Measure = Callable[[RunRecord], float | None]
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: a per-run number, summarised over seeds; ``scale`` 100 shows a fraction as %."""
+    """A table column: a per-run number, summarised over seeds; ``scale`` 100 shows a fraction as
+    %."""
 
     title: str
     measure: Measure
@@ -34,11 +36,11 @@ class Column:
 class Panel:
     """One plot of a claim's figure.
 
-    Lines are mean ± std over seeds (geometric on a ``log`` axis).
-    ``kind``: ``depth`` (a per-layer ``prefix/<i>`` at init or at the end), ``curve`` (a metric over
-    training: ``key`` (``prefix/-1``: the output layer), ``minus`` another, or with ``layer_mean`` the
-    mean over ``key``'s layers), ``points`` (``column`` per variant with seed error bars, on a zoomed
-    axis) or ``heatmap`` (``column`` over the variants' cells). ``only`` limits it to some variants.
+    Lines are mean ± std over seeds (geometric on a ``log`` axis). ``kind``: ``depth`` (a per-layer
+    ``prefix/<i>`` at init or at the end), ``curve`` (a metric over training: ``key``
+    (``prefix/-1``: the output layer), ``minus`` another, or with ``layer_mean`` the mean over
+    ``key``'s layers), ``points`` (``column`` per variant with seed error bars, on a zoomed axis) or
+    ``heatmap`` (``column`` over the variants' cells). ``only`` limits it to some variants.
     """
 
     kind: str
@@ -55,10 +57,11 @@ class Panel:
 
 @dataclass(frozen=True)
 class Check:
-    """One sub-claim: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``); with ``margin`` it is
-    "no difference": the two differ by less than ``margin`` (raw units; log10 units on a log column), tested
-    for equivalence. ``says`` is the sub-claim in the notes' words. With ``level`` the other side is that
-    number, as if every seed had measured it (Welch's test then reduces to a one-sample t-test)."""
+    """One sub-claim: ``better`` beats ``worse`` on ``column`` (higher, unless ``lower``); with
+    ``margin`` it is "no difference": the two differ by less than ``margin`` (raw units; log10 units
+    on a log column), tested for equivalence. ``says`` is the sub-claim in the notes' words. With
+    ``level`` the other side is that number, as if every seed had measured it (Welch's test then
+    reduces to a one-sample t-test)."""
 
     column: int
     better: str
@@ -71,7 +74,8 @@ class Check:
 
 @dataclass
 class Outcome:
-    """One check's result: its comparison (None: no data, or one seed) and its Holm-corrected p-value."""
+    """One check's result: its comparison (None: no data, or one seed) and its Holm-corrected
+    p-value."""
 
     check: Check
     title: str  # the column compared
@@ -90,25 +94,33 @@ class Outcome:
         return "holds" if c.sign == expected else "does not hold"
 
     def line(self, column: Column) -> str:
-        """The check in words: what was compared, the effect, the test, p (raw and corrected), the verdict."""
+        """The check in words: what was compared, the effect, the test, p (raw and corrected), the
+        verdict."""
         ch, c = self.check, self.comparison
         way = (
             f"within ±{ch.margin:g}" if ch.margin is not None else "lower" if ch.lower else "higher"
         )
-        head = f"{ch.says + ': ' if ch.says else ''}{ch.better} vs {ch.worse}, {self.title} ({way} expected)"
+        head = (
+            f"{ch.says + ': ' if ch.says else ''}{ch.better} vs {ch.worse}, "
+            f"{self.title} ({way} expected)"
+        )
         if c is None:
-            return f"{head}: {'no data' if self.missing else 'one seed, nothing to test'} → {self.label}"
+            return (
+                f"{head}: {'no data' if self.missing else 'one seed, nothing to test'} "
+                f"→ {self.label}"
+            )
         flags = f"; {', '.join(c.flags)}" if c.flags and not c.test.startswith("counted") else ""
         return (
-            f"{head}: {c.describe(column.spec, column.scale, column.suffix)} ({c.test}, p = {c.p_value:.2g}, "
-            f"Holm p = {self.p_holm:.2g}{flags}) → {self.label}"
+            f"{head}: {c.describe(column.spec, column.scale, column.suffix)} ({c.test}, p = "
+            f"{c.p_value:.2g}, Holm p = {self.p_holm:.2g}{flags}) → {self.label}"
         )
 
 
 @dataclass
 class Verdict:
-    """The claim's checks, each a sub-claim with its own verdict; ``holds`` True when every check holds,
-    False when one does not hold, None otherwise (no data, one seed, or a check inconclusive)."""
+    """The claim's checks, each a sub-claim with its own verdict; ``holds`` True when every check
+    holds, False when one does not hold, None otherwise (no data, one seed, or a check
+    inconclusive)."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -154,18 +166,20 @@ class Claim:
     metrics: tuple[str, ...] = ("val/acc",)
     cost_s: float = 5.0
     note: str = ""
-    # Printed under the figure: what it shows; ``{c0}``, ``{c1}`` ... become the verdicts of checks 0, 1 ...
+    # Printed under the figure: what it shows; ``{c0}``, ``{c1}`` ... become the verdicts of
+    # checks 0, 1 ...
     caption: str = ""
 
     def caption_for(self, verdict: Verdict) -> str:
-        """The caption with each ``{c<i>}`` replaced by check ``i``'s verdict, so it says whether the figure agrees."""
+        """The caption with each ``{c<i>}`` replaced by check ``i``'s verdict, so it says whether
+        the figure agrees."""
         return self.caption.format(**{f"c{i}": o.label for i, o in enumerate(verdict.outcomes)})
 
     def stat(self, groups: Groups, variant: str, column: int) -> Stat | None:
-        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures stay out."""
-        col = self.columns[
-            column
-        ]  # (unless the column says what a FAILED run counts as: ``Column.failed``)
+        """Mean ± std over the variant's finished runs: a failed or stopped run's partial figures
+        stay out."""
+        # (unless the column says what a FAILED run counts as: ``Column.failed``)
+        col = self.columns[column]
         runs = groups.get(variant, [])
         failed = [col.failed for r in runs if r.status == "FAILED" and col.failed is not None]
         return summarise(
@@ -196,7 +210,8 @@ class Claim:
         return out
 
     def verdict(self, groups: Groups) -> Verdict:
-        """This claim's verdict with Holm's correction over its own checks (a report corrects over the study)."""
+        """This claim's verdict with Holm's correction over its own checks (a report corrects over
+        the study)."""
         return judge([(self, groups)])[0]
 
 

@@ -1,9 +1,10 @@
-"""What the unit and training claims share: the optimiser conditions, the study callback, their measures.
+"""What the unit and training claims share: the optimiser conditions, the study callback, their
+measures.
 
-The textbook's arguments speak of plain SGD (momentum where the argument allows it) at a constant learning
-rate without clipping; the template trains with AdamW (weight decay 1e-4), cosine decay and clipping at 1.0.
-:func:`sgd` and :func:`adamw` both switch the schedule and the clipping off, so the optimiser is the one
-thing that differs between the two conditions.
+The textbook's arguments speak of plain SGD (momentum where the argument allows it) at a constant
+learning rate without clipping; the template trains with AdamW (weight decay 1e-4), cosine decay and
+clipping at 1.0. :func:`sgd` and :func:`adamw` both switch the schedule and the clipping off, so the
+optimiser is the one thing that differs between the two conditions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from lab.study.claims.base import Measure
 from lab.study.grid import NET
 from lab.study.results import RunRecord
 
-STUDY_CB = "--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics"  # the diagnostics, plus the study's
+# the diagnostics, plus the study's
+STUDY_CB = "--trainer.callbacks.class_path=lab.study.probes.StudyDiagnostics"
 CB = "--trainer.callbacks.init_args"
 STUDY_NET = "--model.net=lab.nets.SchemeMLP"  # hidden_init and bn_momentum
 CONSTANT = ("--model.scheduler=null", "--trainer.gradient_clip_val=null")
@@ -32,8 +34,8 @@ def sgd(lr: float, momentum: float = 0.9) -> tuple[str, ...]:
 
 
 def unit_run(every: int, images: int) -> tuple[str, ...]:
-    """The unit claims' run: a 2x128 MLP, 2 epochs of 100 batches, the units measured every ``every`` steps over
-    ``images`` training images (the probe every 200)."""
+    """The unit claims' run: a 2x128 MLP, 2 epochs of 100 batches, the units measured every
+    ``every`` steps over ``images`` training images (the probe every 200)."""
     return (
         f"{NET}.width=128",
         "--trainer.max_epochs=2",
@@ -56,8 +58,9 @@ def adamw(lr: float) -> tuple[str, ...]:
 
 
 def per_layer(prefix: str, down: bool = False) -> Measure:
-    """The per-layer factor at init: (last / first hidden layer) ** (1 / (layers - 1)) of ``prefix/<i>``; with
-    ``down`` first / last (a gradient, followed from the output towards the input)."""
+    """The per-layer factor at init: (last / first hidden layer) ** (1 / (layers - 1)) of
+    ``prefix/<i>``; with ``down`` first / last (a gradient, followed from the output towards the
+    input)."""
 
     def measure(r: RunRecord) -> float | None:
         values = r.by_depth(prefix, "first")
@@ -80,8 +83,8 @@ def hidden_min(prefix: str, at: str = "last") -> Measure:
 
 
 def steps_to(key: str, threshold: float, censor: float) -> Measure:
-    """The first training step whose ``key`` reaches ``threshold``; ``censor`` when no validation reached it
-    (the run is counted as not reaching it, not left out)."""
+    """The first training step whose ``key`` reaches ``threshold``; ``censor`` when no validation
+    reached it (the run is counted as not reaching it, not left out)."""
 
     def measure(r: RunRecord) -> float | None:
         history = r.history.get(key, [])
@@ -125,7 +128,8 @@ def lowest(key: str) -> Measure:
 
 
 def difference(a: str, b: str) -> Measure:
-    """The last ``a`` minus the last ``b`` (e.g. eval-mode training accuracy minus validation accuracy)."""
+    """The last ``a`` minus the last ``b`` (e.g. eval-mode training accuracy minus validation
+    accuracy)."""
 
     def measure(r: RunRecord) -> float | None:
         x, y = r.last(a), r.last(b)
@@ -135,6 +139,7 @@ def difference(a: str, b: str) -> Measure:
 
 
 def recovered(r: RunRecord) -> float | None:
-    """The share of the units ever found dead that are alive at the end (None when no unit ever died)."""
+    """The share of the units ever found dead that are alive at the end (None when no unit ever
+    died)."""
     revived, ever = r.by_depth("study/revived/", "last"), r.by_depth("study/ever_dead/", "last")
     return sum(revived) / sum(ever) if ever and sum(ever) > 0 else None

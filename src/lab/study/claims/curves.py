@@ -1,6 +1,6 @@
-"""Per-run numbers for the depth and gradient claims: steps to an accuracy (never-reached runs counted, not
-averaged), the settled accuracy, pre-activation gradient ratios and update cosines. Each takes a run's record and
-returns None when the run lacks the metric."""
+"""Per-run numbers for the depth and gradient claims: steps to an accuracy (never-reached runs
+counted, not averaged), the settled accuracy, pre-activation gradient ratios and update cosines.
+Each takes a run's record and returns None when the run lacks the metric."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ COSINE = "diag/update_cos/"
 
 
 def steps_to(threshold: float) -> Measure:
-    """The optimiser updates taken before the first validation reaching ``threshold`` val acc (its logged step + 1);
-    None for a run that never does (only the runs that reached it are averaged; :func:`speed_to` counts the others)."""
+    """The optimiser updates taken before the first validation reaching ``threshold`` val acc (its
+    logged step + 1); None for a run that never does (only the runs that reached it are averaged;
+    :func:`speed_to` counts the others)."""
 
     def measure(r: RunRecord) -> float | None:
         return next(
@@ -27,8 +28,9 @@ def steps_to(threshold: float) -> Measure:
 
 
 def speed_to(threshold: float) -> Measure:
-    """1000 / (steps to ``threshold``), 0 for a run that validated but never reached it: on a log scale the zeros
-    make the comparison count the runs that reached it (Fisher's exact test) instead of averaging them."""
+    """1000 / (steps to ``threshold``), 0 for a run that validated but never reached it: on a log
+    scale the zeros make the comparison count the runs that reached it (Fisher's exact test) instead
+    of averaging them."""
 
     def measure(r: RunRecord) -> float | None:
         if not r.history.get("val/acc"):
@@ -40,7 +42,8 @@ def speed_to(threshold: float) -> Measure:
 
 
 def settled_acc(last: int = 3) -> Measure:
-    """Mean val acc of the last ``last`` validations: a constant learning rate leaves SGD's noise in any single one."""
+    """Mean val acc of the last ``last`` validations: a constant learning rate leaves SGD's noise in
+    any single one."""
 
     def measure(r: RunRecord) -> float | None:
         values = r.series("val/acc")[-last:]
@@ -50,7 +53,8 @@ def settled_acc(last: int = 3) -> Measure:
 
 
 def acc_drift(last: int = 3) -> Measure:
-    """:func:`settled_acc` minus the mean of the ``last`` validations before: near 0 once training has converged."""
+    """:func:`settled_acc` minus the mean of the ``last`` validations before: near 0 once training
+    has converged."""
 
     def measure(r: RunRecord) -> float | None:
         values = r.series("val/acc")
@@ -62,7 +66,8 @@ def acc_drift(last: int = 3) -> Measure:
 
 
 def preact_ratio(at: str = "first") -> Measure:
-    """First hidden layer's pre-activation gradient over the last hidden layer's (<< 1: it shrinks with depth)."""
+    """First hidden layer's pre-activation gradient over the last hidden layer's (<< 1: it shrinks
+    with depth)."""
 
     def measure(r: RunRecord) -> float | None:
         grads = r.by_depth(PREACT, at)  # hidden layers, then the logits

@@ -1,8 +1,9 @@
-"""Claims about gradients under the textbook's plain SGD: vanishing with depth, saturation, the output loss, zig-zag.
+"""Claims about gradients under the textbook's plain SGD: vanishing with depth, saturation, the
+output loss, zig-zag.
 
-Every run here trains with SGD at a constant learning rate, no weight decay, no schedule and no clipping
-(:func:`lab.study.grid.sgd`), for a fixed number of optimiser steps (:func:`lab.study.grid.by_steps`), on the
-network :class:`lab.nets.StudyMLP`.
+Every run here trains with SGD at a constant learning rate, no weight decay, no schedule and no
+clipping (:func:`lab.study.grid.sgd`), for a fixed number of optimiser steps
+(:func:`lab.study.grid.by_steps`), on the network :class:`lab.nets.StudyMLP`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ SMALL_VAL = "--data.val_size=2000"  # validation every few dozen steps: 2,000 im
 
 
 def loss_pair(loss: str, output: str) -> tuple[str, ...]:
-    """The overrides choosing :class:`lab.losses.TextbookLoss` with ``loss`` on the ``output`` squashing."""
+    """The overrides choosing :class:`lab.losses.TextbookLoss` with ``loss`` on the ``output``
+    squashing."""
     return (TEXTBOOK_LOSS, f"{LOSS}.loss={loss}", f"{LOSS}.output={output}")
 
 
@@ -47,8 +49,9 @@ def val_curve(*only: str) -> Panel:
 
 @dataclass(frozen=True)
 class Gap:
-    """A derived row: per seed, ``minuend``'s value minus ``subtrahend``'s (same seed: same init and data order),
-    so comparing two gaps tests an interaction (does a difference grow from one condition to another?)."""
+    """A derived row: per seed, ``minuend``'s value minus ``subtrahend``'s (same seed: same init and
+    data order), so comparing two gaps tests an interaction (does a difference grow from one
+    condition to another?)."""
 
     name: str
     minuend: str
@@ -75,7 +78,7 @@ class PairedClaim(Claim):
         return summarise((a[s] - b[s] for s in both), col.log)  # type: ignore[operator]
 
 
-# -- vanishing gradients ------------------------------------------------------------------------------------------
+# -- vanishing gradients ---------------------------------------------------------------------------
 
 SIG, SIG4, TANH, RELU, SIG_BN = (
     "sigmoid, Xavier",
@@ -90,18 +93,19 @@ VANISHING = Claim(
     name="vanishing_gradients",
     title="Vanishing gradients with depth",
     statement=(
-        "In a deep sigmoid MLP the gradient shrinks on its way back to the input (sigmoid's slope is at most 1/4), "
-        "so the first layers barely learn under SGD; tanh shrinks it less, ReLU with He init keeps it, and so do "
-        "Glorot's 4x larger init for sigmoid and batch norm."
+        "In a deep sigmoid MLP the gradient shrinks on its way back to the input (sigmoid's slope "
+        "is at most 1/4), so the first layers barely learn under SGD; tanh shrinks it less, ReLU "
+        "with He init keeps it, and so do Glorot's 4x larger init for sigmoid and batch norm."
     ),
     measured=(
-        f"An 8x128 MLP on 10,000 training images; plain SGD (no momentum), constant learning rate 0.1, no weight "
-        f"decay, no clipping, batch 128, {VANISHING_STEPS} steps (5 epochs); validation (2,000 held-out images) "
-        "every 50 steps. The gradient of the loss w.r.t. each layer's pre-activations z = Wx + b (before batch "
-        "norm), per example, on the training batch at step 0 (init) and step 350 (the last measurement): the "
-        "ratio first / last hidden layer (7 layers apart; << 1: it shrinks with depth), compared on log10. "
-        "Val accuracy: the mean of the last 3 validations. Xavier x4: Xavier uniform with the hidden layers' "
-        "weights multiplied by 4."
+        "An 8x128 MLP on 10,000 training images; plain SGD (no momentum), constant learning rate "
+        f"0.1, no weight decay, no clipping, batch 128, {VANISHING_STEPS} steps (5 epochs); "
+        "validation (2,000 held-out images) every 50 steps. The gradient of the loss w.r.t. each "
+        "layer's pre-activations z = Wx + b (before batch norm), per example, on the training "
+        "batch at step 0 (init) and step 350 (the last measurement): the ratio first / last hidden "
+        "layer (7 layers apart; << 1: it shrinks with depth), compared on log10. Val accuracy: the "
+        "mean of the last 3 validations. Xavier x4: Xavier uniform with the hidden layers' weights "
+        "multiplied by 4."
     ),
     variants=(
         Variant(SIG, act("sigmoid", "xavier_uniform")),
@@ -152,14 +156,15 @@ VANISHING = Claim(
     ),
     cost_s=4.5,
     caption=(
-        "Left and middle: the per-example gradient w.r.t. each layer's pre-activations (log axis; layer 8 is the "
-        "output's logits) at init and at the end; a line falling to the left is a gradient that shrinks towards "
-        "the input. Right: validation accuracy over the training steps. Verdicts: shrinks more than ReLU's: {c0}; "
-        "less with tanh: {c1}, with the x4 gain: {c2}, with batch norm: {c3}; sigmoid trains slower: {c5}."
+        "Left and middle: the per-example gradient w.r.t. each layer's pre-activations (log axis; "
+        "layer 8 is the output's logits) at init and at the end; a line falling to the left is a "
+        "gradient that shrinks towards the input. Right: validation accuracy over the training "
+        "steps. Verdicts: shrinks more than ReLU's: {c0}; less with tanh: {c1}, with the x4 gain: "
+        "{c2}, with batch norm: {c3}; sigmoid trains slower: {c5}."
     ),
 )
 
-# -- saturation ---------------------------------------------------------------------------------------------------
+# -- saturation ------------------------------------------------------------------------------------
 
 SIGMAS = (0.1, 0.3, 1.0, 3.0)
 SAT_STEPS = 300
@@ -175,21 +180,22 @@ SATURATION = Claim(
     name="saturation",
     title="Saturated tanh units pass back little gradient",
     statement=(
-        "Large initial weights push tanh units into their flat tails, where the slope is near 0: the gradient "
-        "reaching those layers is small and they barely learn."
+        "Large initial weights push tanh units into their flat tails, where the slope is near 0: "
+        "the gradient reaching those layers is small and they barely learn."
     ),
     measured=(
-        f"A 4x128 tanh MLP on 10,000 training images; the hidden layers start normal(0, sigma) for sigma in "
-        f"{', '.join(f'{s:g}' for s in SIGMAS)} (a first-layer pre-activation then has a std of about 28 sigma: "
-        f"the pixels are standardised), the output layer Xavier in every run, beside Xavier throughout. Plain SGD "
-        f"(no momentum), constant learning rate 0.05, no weight decay, no clipping, batch 128, {SAT_STEPS} steps; "
-        "validation (2,000 images) every 50 steps. Saturated: a hidden unit's output on the probe batch (512 "
-        "validation images) where tanh's slope is under 1% of its maximum (|z| > 3), averaged over the hidden "
-        "layers, at step 0 and at the end. The gradient reaching the saturated layers, on the training batch at "
-        "step 0, compared on log10: the per-example gradient w.r.t. the first hidden layer's pre-activations (it "
-        "passes back through every hidden layer), and the first layer's weight gradient relative to its weights, "
-        "||grad W|| / ||W|| (how far a step moves the layer for its size). Val accuracy: mean of the last 3 "
-        "validations."
+        "A 4x128 tanh MLP on 10,000 training images; the hidden layers start normal(0, sigma) for "
+        f"sigma in {', '.join(f'{s:g}' for s in SIGMAS)} (a first-layer pre-activation then has a "
+        "std of about 28 sigma: the pixels are standardised), the output layer Xavier in every "
+        "run, beside Xavier throughout. Plain SGD (no momentum), constant learning rate 0.05, no "
+        f"weight decay, no clipping, batch 128, {SAT_STEPS} steps; validation (2,000 images) every "
+        "50 steps. Saturated: a hidden unit's output on the probe batch (512 validation images) "
+        "where tanh's slope is under 1% of its maximum (|z| > 3), averaged over the hidden layers, "
+        "at step 0 and at the end. The gradient reaching the saturated layers, on the training "
+        "batch at step 0, compared on log10: the per-example gradient w.r.t. the first hidden "
+        "layer's pre-activations (it passes back through every hidden layer), and the first "
+        "layer's weight gradient relative to its weights, ||grad W|| / ||W|| (how far a step moves "
+        "the layer for its size). Val accuracy: mean of the last 3 validations."
     ),
     variants=(
         Variant(SAT_XAVIER, act("tanh", "xavier_uniform")),
@@ -273,13 +279,14 @@ SATURATION = Claim(
     ),
     cost_s=2.0,
     caption=(
-        "Left: the share of saturated hidden units over the training steps; middle: the gradient w.r.t. the first "
-        "hidden layer's pre-activations (log axis); right: validation accuracy. Verdicts: more saturation: {c0}; less "
-        "gradient at the pre-activations: {c2}, relative to the weights: {c3}; slower learning: {c5}."
+        "Left: the share of saturated hidden units over the training steps; middle: the gradient "
+        "w.r.t. the first hidden layer's pre-activations (log axis); right: validation accuracy. "
+        "Verdicts: more saturation: {c0}; less gradient at the pre-activations: {c2}, relative to "
+        "the weights: {c3}; slower learning: {c5}."
     ),
 )
 
-# -- output loss --------------------------------------------------------------------------------------------------
+# -- output loss -----------------------------------------------------------------------------------
 
 LOSS_STEPS = 600
 PAIRS = (
@@ -302,20 +309,21 @@ OUTPUT_LOSS = PairedClaim(
     name="output_loss",
     title="Cross-entropy vs squared error on a saturated output",
     statement=(
-        "With a saturated output the squared-error gradient vanishes (it carries the output's slope), the "
-        "cross-entropy one does not (its log cancels the exponential): squared error learns slower, and the more "
-        "so the more the output saturates."
+        "With a saturated output the squared-error gradient vanishes (it carries the output's "
+        "slope), the cross-entropy one does not (its log cancels the exponential): squared error "
+        "learns slower, and the more so the more the output saturates."
     ),
     measured=(
-        f"A 2x128 ReLU MLP (He init) on 10,000 training images whose output layer starts 1x or 20x its init "
-        f"(`output_gain`; 20 saturates it), softmax or per-class sigmoid outputs, cross-entropy or squared error. "
-        f"Plain SGD (no momentum), constant learning rate 0.1, no weight decay, no clipping, batch 128, "
-        f"{LOSS_STEPS} steps; validation (2,000 images) every 25 steps. Steps to 80%: updates before the first "
-        "validation at >= 80%; a run that never got there counts as such (the speed column is 1000 / steps, 0 "
-        "for never, and a group with zeros is compared by counting the runs that got there). Gradient norms of "
-        "different losses are not comparable (squared error carries 2/C), so speed is compared, not norms. The "
-        "interaction: per seed (same init and data order in every configuration), CE's val accuracy minus MSE's, "
-        "at gain 20 against gain 1."
+        "A 2x128 ReLU MLP (He init) on 10,000 training images whose output layer starts 1x or 20x "
+        "its init (`output_gain`; 20 saturates it), softmax or per-class sigmoid outputs, "
+        "cross-entropy or squared error. Plain SGD (no momentum), constant learning rate 0.1, no "
+        f"weight decay, no clipping, batch 128, {LOSS_STEPS} steps; validation (2,000 images) "
+        "every 25 steps. Steps to 80%: updates before the first validation at >= 80%; a run that "
+        "never got there counts as such (the speed column is 1000 / steps, 0 for never, and a "
+        "group with zeros is compared by counting the runs that got there). Gradient norms of "
+        "different losses are not comparable (squared error carries 2/C), so speed is compared, "
+        "not norms. The interaction: per seed (same init and data order in every configuration), "
+        "CE's val accuracy minus MSE's, at gain 20 against gain 1."
     ),
     variants=tuple(
         Variant(
@@ -392,17 +400,18 @@ OUTPUT_LOSS = PairedClaim(
     ),
     cost_s=3.8,
     caption=(
-        "Left: validation accuracy over the training steps with the output at its usual init; middle: the same "
-        "with the output 20x too large; right: the speed to 80% per configuration (1000 / steps; 0: never got "
-        "there). Verdicts: CE sooner on a saturated output: softmax {c0}, sigmoid {c1}; "
-        "the gap grows with saturation: softmax {c4}, sigmoid {c5}."
+        "Left: validation accuracy over the training steps with the output at its usual init; "
+        "middle: the same with the output 20x too large; right: the speed to 80% per configuration "
+        "(1000 / steps; 0: never got there). Verdicts: CE sooner on a saturated output: softmax "
+        "{c0}, sigmoid {c1}; the gap grows with saturation: softmax {c4}, sigmoid {c5}."
     ),
 )
 
-# -- zig-zag ------------------------------------------------------------------------------------------------------
+# -- zig-zag ---------------------------------------------------------------------------------------
 
-# (centred, its shift), (shifted, its shift), the function, and the rates: sigmoid's small slope wants larger ones
-# (below 0.5 no sigmoid run reached 90% in 400 steps, so the speed check could not tell them apart)
+# (centred, its shift), (shifted, its shift), the function, and the rates: sigmoid's small slope
+# wants larger ones (below 0.5 no sigmoid run reached 90% in 400 steps, so the speed check could
+# not tell them apart)
 PAIRS_ZIG = (
     (("tanh", 0.0), ("tanh + 1", 1.0), "tanh", (0.1, 0.2, 0.5)),
     (("sigmoid − ½", -0.5), ("sigmoid", 0.0), "sigmoid", (0.5, 1.0, 2.0)),
@@ -431,7 +440,8 @@ def _zig_variants() -> tuple[Variant, ...]:
 
 
 def _zig_checks() -> tuple[Check, ...]:
-    """Per pair and rate: the cosine (check 2k) and the speed to 90% (check 2k + 1), centred vs shifted."""
+    """Per pair and rate: the cosine (check 2k) and the speed to 90% (check 2k + 1), centred vs
+    shifted."""
     out_: list[Check] = []
     for (centred, _), (shifted, _), _, rates in PAIRS_ZIG:
         for lr in rates:
@@ -452,20 +462,22 @@ ZIGZAG = Claim(
     name="zigzag",
     title="Non-zero-centred activations make updates zig-zag",
     statement=(
-        "When a layer's inputs are all positive (sigmoid), the gradients of a unit's incoming weights share one "
-        "sign, so each step moves them all up or all down and the updates zig-zag towards the optimum: "
-        "zero-centred outputs (tanh) train faster."
+        "When a layer's inputs are all positive (sigmoid), the gradients of a unit's incoming "
+        "weights share one sign, so each step moves them all up or all down and the updates "
+        "zig-zag towards the optimum: zero-centred outputs (tanh) train faster."
     ),
     measured=(
-        f"A 2x128 MLP on 10,000 training images, Xavier init (tanh's gain for both tanh rows); each pair has the "
-        f"same derivative and differs only in the centre of its outputs: tanh (-1, 1) vs tanh + 1 (0, 2), sigmoid "
-        f"- ½ (-½, ½) vs sigmoid (0, 1). Plain SGD (no momentum, the condition of the argument), constant learning "
-        f"rate {', '.join(f'{lr:g}' for lr in PAIRS_ZIG[0][3])} for tanh and "
-        f"{', '.join(f'{lr:g}' for lr in PAIRS_ZIG[1][3])} for sigmoid, no weight decay, no clipping, batch 128, "
-        f"{ZIG_STEPS} steps; validation (2,000 images) every 20 steps. Update cosine: per unit of layer 1 (the "
-        "first layer whose inputs are the activation's outputs; layer 0 sees pixels), the cosine between its "
-        "incoming weights' updates at two consecutive steps, averaged over units, measured every 10 steps and "
-        "averaged over training (-1: back and forth). Steps to 90% as in the output-loss claim (0 speed: never)."
+        "A 2x128 MLP on 10,000 training images, Xavier init (tanh's gain for both tanh rows); each "
+        "pair has the same derivative and differs only in the centre of its outputs: tanh (-1, 1) "
+        "vs tanh + 1 (0, 2), sigmoid - ½ (-½, ½) vs sigmoid (0, 1). Plain SGD (no momentum, the "
+        "condition of the argument), constant learning rate "
+        f"{', '.join(f'{lr:g}' for lr in PAIRS_ZIG[0][3])} for tanh and "
+        f"{', '.join(f'{lr:g}' for lr in PAIRS_ZIG[1][3])} for sigmoid, no weight decay, no "
+        f"clipping, batch 128, {ZIG_STEPS} steps; validation (2,000 images) every 20 steps. Update "
+        "cosine: per unit of layer 1 (the first layer whose inputs are the activation's outputs; "
+        "layer 0 sees pixels), the cosine between its incoming weights' updates at two consecutive "
+        "steps, averaged over units, measured every 10 steps and averaged over training (-1: back "
+        "and forth). Steps to 90% as in the output-loss claim (0 speed: never)."
     ),
     variants=_zig_variants(),
     args=(
@@ -476,7 +488,8 @@ ZIGZAG = Claim(
         SMALL_VAL,
         *sgd(0.1),
         *by_steps(ZIG_STEPS, 20, 10),
-        f"{DIAG}.probe_every_n_steps={ZIG_STEPS}",  # the probe batch is not needed here: once at the end
+        # the probe batch is not needed here: once at the end
+        f"{DIAG}.probe_every_n_steps={ZIG_STEPS}",
     ),
     metrics=("val/acc", f"{cv.COSINE}1"),
     columns=(
@@ -499,10 +512,11 @@ ZIGZAG = Claim(
     checks=_zig_checks(),
     cost_s=3.5,
     caption=(
-        "Left: the cosine between consecutive updates of layer 1 over the training steps, the tanh pair at lr 0.2 and "
-        "the sigmoid pair at lr 1 (below 0: updates reverse); middle: validation accuracy of the same runs; right: "
-        "the mean cosine of every configuration (a cell per activation and rate). Verdicts at those rates: tanh + 1 "
-        "zig-zags more than tanh: {c2}, and is slower: {c3}; sigmoid zig-zags more than sigmoid − ½: {c8}, and is "
-        "slower: {c9}."
+        "Left: the cosine between consecutive updates of layer 1 over the training steps, the tanh "
+        "pair at lr 0.2 and the sigmoid pair at lr 1 (below 0: updates reverse); middle: "
+        "validation accuracy of the same runs; right: the mean cosine of every configuration (a "
+        "cell per activation and rate). Verdicts at those rates: tanh + 1 zig-zags more than tanh: "
+        "{c2}, and is slower: {c3}; sigmoid zig-zags more than sigmoid − ½: {c8}, and is slower: "
+        "{c9}."
     ),
 )

@@ -1,4 +1,5 @@
-"""Per-run numbers the claims tabulate and compare: each takes a run's record, None when it lacks the metric."""
+"""Per-run numbers the claims tabulate and compare: each takes a run's record, None when it lacks
+the metric."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def val_acc(r: RunRecord) -> float | None:
 
 
 def val_acc_at(epoch: int) -> Measure:
-    """Validation accuracy after ``epoch`` (1-based), or after the last epoch when the run was shorter."""
+    """Validation accuracy after ``epoch`` (1-based), or after the last epoch when the run was
+    shorter."""
 
     def measure(r: RunRecord) -> float | None:
         values = r.series("val/acc")
@@ -25,7 +27,8 @@ def val_acc_at(epoch: int) -> Measure:
 
 
 def epochs_to(threshold: float) -> Measure:
-    """The first epoch reaching ``threshold`` val acc; None (left out of the mean, so n drops) if none does."""
+    """The first epoch reaching ``threshold`` val acc; None (left out of the mean, so n drops) if
+    none does."""
 
     def measure(r: RunRecord) -> float | None:
         epoch = r.epochs_to("val/acc", threshold)
@@ -60,7 +63,8 @@ def hidden(prefix: str, at: str = "last") -> Measure:
 
 
 def over_training(prefix: str, skip_first: bool = False) -> Measure:
-    """Mean over every measurement and layer (optionally without layer 0, whose inputs are pixels)."""
+    """Mean over every measurement and layer (optionally without layer 0, whose inputs are
+    pixels)."""
 
     def measure(r: RunRecord) -> float | None:
         layers = r.layers(prefix)[1 if skip_first else 0 :]
@@ -71,7 +75,8 @@ def over_training(prefix: str, skip_first: bool = False) -> Measure:
 
 
 def std_ratio(r: RunRecord) -> float | None:
-    """Last hidden layer's activation std over the first's at init (<< 1 collapses, >> 1 explodes)."""
+    """Last hidden layer's activation std over the first's at init (<< 1 collapses, >> 1
+    explodes)."""
     stds = r.by_depth("diag/act_std/", "first")
     return stds[-1] / stds[0] if len(stds) > 1 and stds[0] > 0 else None
 
@@ -89,5 +94,6 @@ def train_val_gap(r: RunRecord) -> float | None:
 
 
 def mode_gap(at: str = "last") -> Measure:
-    """Probe-batch accuracy in eval mode minus train mode (dropout off vs on, running vs batch statistics)."""
+    """Probe-batch accuracy in eval mode minus train mode (dropout off vs on, running vs batch
+    statistics)."""
     return lambda r: r.first("diag/mode_gap/gap") if at == "first" else r.last("diag/mode_gap/gap")

@@ -1,16 +1,19 @@
-"""Depth without a non-linearity: an identity MLP of any depth is one linear map, so it learns what softmax
-regression learns. The template's activations are listed here; the claims that test them follow."""
+"""Depth without a non-linearity: an identity MLP of any depth is one linear map, so it learns what
+softmax regression learns. The template's activations are listed here; the claims that test them
+follow."""
 
 from __future__ import annotations
 
 from lab.study.claims import curves as cv
 from lab.study.claims.base import Check, Claim, Column, Panel
 from lab.study.grid import NET, STUDY_NET, Variant, by_steps, sgd
+
 from mnist_lab.models.components.activations import ACTIVATIONS
 
 
 def recommended_init(name: str, nonlinearity: str) -> str:
-    """The init the textbook pairs with an activation: He for the ReLU family, LeCun for SELU, else Xavier."""
+    """The init the textbook pairs with an activation: He for the ReLU family, LeCun for SELU, else
+    Xavier."""
     if name == "selu":
         return "lecun_normal"
     return "kaiming_normal" if nonlinearity in ("relu", "leaky_relu") else "xavier_uniform"
@@ -25,9 +28,10 @@ RELU = "ReLU, depth 2"
 
 
 def lr_for(depth: int) -> float:
-    """``BASE_LR / (depth + 1)``: a product of ``depth + 1`` balanced layers moves about ``depth + 1`` times as far
-    per step as one layer at the same rate (Arora et al., 2018), so this keeps the end-to-end step, and SGD's noise
-    around the optimum, alike at every depth (one rate for all left depth 8 noisy: -2 points in a pilot)."""
+    """``BASE_LR / (depth + 1)``: a product of ``depth + 1`` balanced layers moves about ``depth +
+    1`` times as far per step as one layer at the same rate (Arora et al., 2018), so this keeps the
+    end-to-end step, and SGD's noise around the optimum, alike at every depth (one rate for all left
+    depth 8 noisy: -2 points in a pilot)."""
     return round(BASE_LR / (depth + 1), 5)
 
 
@@ -44,24 +48,27 @@ OVERVIEW = Claim(
     name="identity_depth",
     title="Without a non-linearity, depth adds nothing",
     statement=(
-        "A stack of linear layers is one linear layer: an identity-activation MLP of any depth is softmax "
-        "regression (the notes: about 92% on MNIST), while a ReLU net of the same width does better."
+        "A stack of linear layers is one linear layer: an identity-activation MLP of any depth is "
+        "softmax regression (the notes: about 92% on MNIST), while a ReLU net of the same width "
+        "does better."
     ),
     measured=(
-        f"Identity MLPs of depth {', '.join(map(str, DEPTHS))} (width 64, Xavier init at the linear gain; depth 0 "
-        "is softmax regression) and a 2x64 ReLU MLP (He init), on 10,000 training images; SGD with momentum 0.9 "
-        f"(the argument is about what the model can express, not the optimiser), constant learning rate {BASE_LR:g} "
-        "/ (depth + 1) (`lr_for`: the same end-to-end step at every depth; one rate for all left depth 8 noisy), "
-        f"no weight decay, no clipping, batch 250, {IDENTITY_STEPS} steps (15 epochs); validation on 5,000 "
-        f"held-out images every 50 steps. Val accuracy: the mean of the last {SETTLE} validations (a constant "
-        f"learning rate leaves SGD's noise in any one); drift: that minus the mean of the {SETTLE} before (near 0: "
-        f"converged). Each depth is tested for equivalence with depth 0 (TOST, margin ±{100 * MARGIN:g} points)."
+        f"Identity MLPs of depth {', '.join(map(str, DEPTHS))} (width 64, Xavier init at the "
+        "linear gain; depth 0 is softmax regression) and a 2x64 ReLU MLP (He init), on 10,000 "
+        "training images; SGD with momentum 0.9 (the argument is about what the model can express, "
+        f"not the optimiser), constant learning rate {BASE_LR:g} / (depth + 1) (`lr_for`: the same "
+        "end-to-end step at every depth; one rate for all left depth 8 noisy), no weight decay, no "
+        f"clipping, batch 250, {IDENTITY_STEPS} steps (15 epochs); validation on 5,000 held-out "
+        f"images every 50 steps. Val accuracy: the mean of the last {SETTLE} validations (a "
+        "constant learning rate leaves SGD's noise in any one); drift: that minus the mean of the "
+        f"{SETTLE} before (near 0: converged). Each depth is tested for equivalence with depth 0 "
+        f"(TOST, margin ±{100 * MARGIN:g} points)."
     ),
     note=(
         "The template's activations, each with the init the textbook pairs with it: "
-        f"{ACTIVATION_LIST}. An overview run of every one of them was dropped from the study for its cost; the "
-        "claims below test sigmoid, tanh, ReLU and identity, the others test the ReLU family, SELU, maxout, "
-        "ReLU6 and softplus."
+        f"{ACTIVATION_LIST}. An overview run of every one of them was dropped from the study for "
+        "its cost; the claims below test sigmoid, tanh, ReLU and identity, the others test the "
+        "ReLU family, SELU, maxout, ReLU6 and softplus."
     ),
     variants=(
         *(
@@ -123,8 +130,8 @@ OVERVIEW = Claim(
     ),
     cost_s=4.0,
     caption=(
-        "Left: the settled validation accuracy of each configuration (mean ± std over seeds); right: validation "
-        "accuracy over the training steps. Verdicts, equivalent to softmax regression: depth 1 {c0}, "
-        "2 {c1}, 4 {c2}, 8 {c3}; the ReLU net better: {c4}."
+        "Left: the settled validation accuracy of each configuration (mean ± std over seeds); "
+        "right: validation accuracy over the training steps. Verdicts, equivalent to softmax "
+        "regression: depth 1 {c0}, 2 {c1}, 4 {c2}, 8 {c3}; the ReLU net better: {c4}."
     ),
 )

@@ -1,4 +1,5 @@
-"""Claims about training: dropout against overfitting, and batch norm's speed, its learning rates, its two modes."""
+"""Claims about training: dropout against overfitting, and batch norm's speed, its learning rates,
+its two modes."""
 
 from __future__ import annotations
 
@@ -58,17 +59,18 @@ DROPOUT = Claim(
     name="dropout",
     title="Dropout against overfitting",
     statement=(
-        "A wide network trained long on few images fits them far better than the validation set; dropout "
-        "narrows that gap and gives a better validation loss and accuracy."
+        "A wide network trained long on few images fits them far better than the validation set; "
+        "dropout narrows that gap and gives a better validation loss and accuracy."
     ),
     measured=(
-        f"A 2x256 ReLU MLP with He init on {TRAIN_IMAGES:,} training images (`--data.train_size`), dropout "
-        f"{', '.join(f'{p:g}' for p in DROPOUT_P)} after each hidden layer, {DROPOUT_EPOCHS} epochs (4 batches "
-        f"of 128 each, 160 steps), SGD momentum 0.9, lr {DROPOUT_LR:g} constant, no weight decay, no clipping; "
-        "validation on 2,000 held-out images every 2 epochs. Two train/validation splits (`--data.split_seed` "
-        f"{SPLIT_SEEDS[0]} and {SPLIT_SEEDS[1]}: other training images, other validation images). Training "
-        "accuracy is measured in eval mode (dropout off) on the whole training subset after each epoch; the best "
-        "epoch is the validation with the lowest validation loss."
+        f"A 2x256 ReLU MLP with He init on {TRAIN_IMAGES:,} training images (`--data.train_size`), "
+        f"dropout {', '.join(f'{p:g}' for p in DROPOUT_P)} after each hidden layer, "
+        f"{DROPOUT_EPOCHS} epochs (4 batches of 128 each, 160 steps), SGD momentum 0.9, lr "
+        f"{DROPOUT_LR:g} constant, no weight decay, no clipping; validation on 2,000 held-out "
+        f"images every 2 epochs. Two train/validation splits (`--data.split_seed` {SPLIT_SEEDS[0]} "
+        f"and {SPLIT_SEEDS[1]}: other training images, other validation images). Training accuracy "
+        "is measured in eval mode (dropout off) on the whole training subset after each epoch; the "
+        "best epoch is the validation with the lowest validation loss."
     ),
     variants=tuple(
         Variant(drop_name(p, split), (f"{NET}.dropout={p}", f"--data.split_seed={split}"))
@@ -125,11 +127,12 @@ DROPOUT = Claim(
     ),
     checks=_drop_checks(),
     caption=(
-        f"Left: eval-mode training accuracy minus validation accuracy (points) over training steps, split "
-        f"{SPLIT_SEEDS[0]}; middle: validation loss over training steps (it rises again once the network "
-        "overfits); right: validation accuracy (%) at the best epoch for every configuration, mean ± std over seeds. "
-        "The verdicts for dropout 0.5 (split 42, split 7): a lower best validation loss {c0}, {c4}; a narrower gap "
-        "{c3}, {c7}; a higher accuracy at the best epoch {c1}, {c5} (dropout 0.2: {c2}, {c6})."
+        "Left: eval-mode training accuracy minus validation accuracy (points) over training steps, "
+        f"split {SPLIT_SEEDS[0]}; middle: validation loss over training steps (it rises again once "
+        "the network overfits); right: validation accuracy (%) at the best epoch for every "
+        "configuration, mean ± std over seeds. The verdicts for dropout 0.5 (split 42, split 7): a "
+        "lower best validation loss {c0}, {c4}; a narrower gap {c3}, {c7}; a higher accuracy at "
+        "the best epoch {c1}, {c5} (dropout 0.2: {c2}, {c6})."
     ),
     cost_s=4.5,  # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
 )
@@ -167,22 +170,25 @@ def _bn_variants() -> tuple[Variant, ...]:
 
 BATCH_NORM = Claim(
     name="batch_norm",
-    title="Batch norm trains faster and tolerates a higher learning rate; its running statistics lag",
+    title=(
+        "Batch norm trains faster and tolerates a higher learning rate; its running statistics lag"
+    ),
     statement=(
-        "Batch norm reaches a given accuracy in fewer steps and tolerates a higher learning rate; in train mode "
-        "it normalises with the batch's statistics, in eval mode with running averages, which lag behind the "
-        "weights early in training (more so with a small momentum)."
+        "Batch norm reaches a given accuracy in fewer steps and tolerates a higher learning rate; "
+        "in train mode it normalises with the batch's statistics, in eval mode with running "
+        "averages, which lag behind the weights early in training (more so with a small momentum)."
     ),
     measured=(
-        f"A 4x128 ReLU MLP with He init, batch norm before each activation or none, SGD momentum 0.9 at a constant "
-        f"lr {', '.join(f'{lr:g}' for lr in BN_LRS)}, no weight decay, no clipping, batch 128, {BN_STEPS} steps "
-        f"(5 epochs of 100 batches), validation on 1,000 images every {BN_EVERY} steps. Steps to 95% validation "
-        f"accuracy: the first validation reaching it; a run that never does counts as {BN_STEPS + BN_EVERY} (the "
-        "next validation after the end), and so does a run that diverged (NaN loss: the template stops it and the "
-        "run ends FAILED), whose final accuracy counts as chance, 10%. "
-        "Mode gap: on the diagnostics' 512 probe images, accuracy in eval mode "
-        "(running statistics) minus train mode (the batch's own statistics), measured every 10 steps after "
-        f"the updates (steps 10-100), at lr {GAP_LR:g} with BN momentum 0.1 (torch's default) and 0.01."
+        "A 4x128 ReLU MLP with He init, batch norm before each activation or none, SGD momentum "
+        f"0.9 at a constant lr {', '.join(f'{lr:g}' for lr in BN_LRS)}, no weight decay, no "
+        f"clipping, batch 128, {BN_STEPS} steps (5 epochs of 100 batches), validation on 1,000 "
+        f"images every {BN_EVERY} steps. Steps to 95% validation accuracy: the first validation "
+        f"reaching it; a run that never does counts as {BN_STEPS + BN_EVERY} (the next validation "
+        "after the end), and so does a run that diverged (NaN loss: the template stops it and the "
+        "run ends FAILED), whose final accuracy counts as chance, 10%. Mode gap: on the "
+        "diagnostics' 512 probe images, accuracy in eval mode (running statistics) minus train "
+        "mode (the batch's own statistics), measured every 10 steps after the updates (steps "
+        f"10-100), at lr {GAP_LR:g} with BN momentum 0.1 (torch's default) and 0.01."
     ),
     variants=_bn_variants(),
     args=(
@@ -231,11 +237,12 @@ BATCH_NORM = Claim(
         ),
     ),
     caption=(
-        f"Left: steps to 95% validation accuracy, mean over seeds ({BN_STEPS + BN_EVERY}: never); middle: "
-        f"validation accuracy (%) over training steps at lr {BN_LRS[1]:g}; right: eval minus train mode accuracy "
-        "(fraction of the probe images) over training steps for BN momentum 0.1 and 0.01, below 0 where the "
-        "running statistics lag. The verdicts: fewer steps to 95% at each lr {c0}, {c1}, {c2}; tolerates the highest "
-        "lr {c3}; running statistics lag {c4}, more with momentum 0.01 {c5}."
+        f"Left: steps to 95% validation accuracy, mean over seeds ({BN_STEPS + BN_EVERY}: never); "
+        f"middle: validation accuracy (%) over training steps at lr {BN_LRS[1]:g}; right: eval "
+        "minus train mode accuracy (fraction of the probe images) over training steps for BN "
+        "momentum 0.1 and 0.01, below 0 where the running statistics lag. The verdicts: fewer "
+        "steps to 95% at each lr {c0}, {c1}, {c2}; tolerates the highest lr {c3}; running "
+        "statistics lag {c4}, more with momentum 0.01 {c5}."
     ),
     checks=(
         *(
@@ -270,5 +277,6 @@ BATCH_NORM = Claim(
             says="they lag more with momentum 0.01",
         ),
     ),
-    cost_s=7.3,  # CPU seconds of a warm run (measured under load, 1 thread, 200 steps: 2.9 s) minus the 4 s start
+    # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
+    cost_s=7.3,
 )

@@ -1,4 +1,5 @@
-"""Claims about hidden units: dead units (one rule for every activation), and initialisation by depth."""
+"""Claims about hidden units: dead units (one rule for every activation), and initialisation by
+depth."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from lab.study.claims.conditions import (
 from lab.study.claims.gradients import act
 from lab.study.grid import NET, Variant
 
-# Learning rates: a usual one and a high one per optimiser (SGD's step is ~10x Adam's for these nets).
+# Learning rates: a usual one and a high one per optimiser (SGD's step is ~10x Adam's for these
+# nets).
 SGD_LRS = (0.01, 0.1)
 ADAMW_LRS = (0.001, 0.03)
 DEAD_STEPS = 200
@@ -80,7 +82,10 @@ def _dead_checks() -> tuple[Check, ...]:
                 "0 (no dead unit)",
                 margin=0.02,
                 level=0.0,
-                says=f"ELU fixes it: no dead units at the high LR, within 2% of the units ({optimiser})",
+                says=(
+                    "ELU fixes it: no dead units at the high LR, within 2% of the units "
+                    f"({optimiser})"
+                ),
             ),
             Check(
                 2,
@@ -107,21 +112,24 @@ DEAD_RELUS = Claim(
     name="dead_relus",
     title="Dead units: a high learning rate kills ReLU units; leaky ReLU and ELU keep them",
     statement=(
-        "A ReLU unit whose input is negative for every example has zero gradient and never recovers; a large "
-        "step sends units there. Leaky ReLU keeps a small gradient, and ELU a smooth one, so they do not die."
+        "A ReLU unit whose input is negative for every example has zero gradient and never "
+        "recovers; a large step sends units there. Leaky ReLU keeps a small gradient, and ELU a "
+        "smooth one, so they do not die."
     ),
     measured=(
-        f"A 4x128 MLP with He init (`kaiming_normal`, the activation's gain), batch 128, {DEAD_STEPS} optimiser "
-        f"steps (2 epochs of 100 batches) on the full training split, validation on 2,000 images after each "
-        f"epoch. Two optimisers, each at a usual and a high constant learning rate, no clipping: SGD with "
-        f"momentum 0.9, no weight decay, lr {SGD_LRS[0]:g} and {SGD_LRS[1]:g}; AdamW (weight decay 1e-4), lr "
-        f"{ADAMW_LRS[0]:g} and {ADAMW_LRS[1]:g}. One rule for every activation: a hidden unit is *dead* when its "
-        f"largest slope |f'(z)| over {SLOPE_IMAGES:,} training images is below 1e-3 (ReLU: z <= 0 on every "
-        "image; ELU: z < -6.9 on every image; leaky ReLU's slope never drops below 0.01, so by this rule it "
-        "cannot die, which is the notes' argument, not a measurement). Measured at init and every 40 steps; "
-        "*recovered*: of the units found dead at any measurement, the share alive at the end (runs where no "
-        "unit ever died have no value: n counts the others); "
-        "*all-negative*: units with z <= 0 on every image (where ReLU has no gradient, leaky ReLU 1% of it)."
+        "A 4x128 MLP with He init (`kaiming_normal`, the activation's gain), batch 128, "
+        f"{DEAD_STEPS} optimiser steps (2 epochs of 100 batches) on the full training split, "
+        "validation on 2,000 images after each epoch. Two optimisers, each at a usual and a high "
+        "constant learning rate, no clipping: SGD with momentum 0.9, no weight decay, lr "
+        f"{SGD_LRS[0]:g} and {SGD_LRS[1]:g}; AdamW (weight decay 1e-4), lr {ADAMW_LRS[0]:g} and "
+        f"{ADAMW_LRS[1]:g}. One rule for every activation: a hidden unit is *dead* when its "
+        f"largest slope |f'(z)| over {SLOPE_IMAGES:,} training images is below 1e-3 (ReLU: z <= 0 "
+        "on every image; ELU: z < -6.9 on every image; leaky ReLU's slope never drops below 0.01, "
+        "so by this rule it cannot die, which is the notes' argument, not a measurement). Measured "
+        "at init and every 40 steps; *recovered*: of the units found dead at any measurement, the "
+        "share alive at the end (runs where no unit ever died have no value: n counts the others); "
+        "*all-negative*: units with z <= 0 on every image (where ReLU has no gradient, leaky ReLU "
+        "1% of it)."
     ),
     variants=_dead_variants(),
     args=(STUDY_CB, *unit_run(every=40, images=SLOPE_IMAGES)),
@@ -151,10 +159,11 @@ DEAD_RELUS = Claim(
     ),
     checks=_dead_checks(),
     caption=(
-        "Left: the dead fraction at the end (mean over hidden layers and seeds) per activation and optimiser/learning "
-        "rate; middle: the dead fraction over training steps for ReLU and ELU at the two high learning rates (a "
-        "falling line means dead units came back); right: validation accuracy (%) at the end. The verdicts: a high "
-        "LR kills ReLU units {c0} (SGD), {c4} (AdamW); ELU fixes it {c2}, {c6}; dead units never recover {c3}, {c7}."
+        "Left: the dead fraction at the end (mean over hidden layers and seeds) per activation and "
+        "optimiser/learning rate; middle: the dead fraction over training steps for ReLU and ELU "
+        "at the two high learning rates (a falling line means dead units came back); right: "
+        "validation accuracy (%) at the end. The verdicts: a high LR kills ReLU units {c0} (SGD), "
+        "{c4} (AdamW); ELU fixes it {c2}, {c6}; dead units never recover {c3}, {c7}."
     ),
     cost_s=2.0,  # CPU seconds of a warm run (measured under load, 1 thread) minus the 4 s start
 )
@@ -189,22 +198,24 @@ INIT = Claim(
     name="init",
     title="Initialisation: He's factor through depth, and zero init's symmetry",
     statement=(
-        "He et al. (2015): with Xavier's variance (1/n) a ReLU layer halves the signal's variance, so its std "
-        "shrinks by 1/√2 per layer and a deep ReLU net stalls; He's 2/n keeps it (factor 1). Xavier suits tanh, "
-        "He suits ReLU. Zero init leaves every hidden unit of a layer identical: symmetry never breaks."
+        "He et al. (2015): with Xavier's variance (1/n) a ReLU layer halves the signal's variance, "
+        "so its std shrinks by 1/√2 per layer and a deep ReLU net stalls; He's 2/n keeps it "
+        "(factor 1). Xavier suits tanh, He suits ReLU. Zero init leaves every hidden unit of a "
+        "layer identical: symmetry never breaks."
     ),
     measured=(
-        f"He's factor: {DEPTH}x64 MLPs (`lab.nets.SchemeMLP`: hidden layers N(0, 2/(fan_in+fan_out)) for "
-        "Xavier (gain 1), N(0, 2/fan_in) for He; output layer the template's He for a linear unit; biases 0), "
-        "ReLU and tanh. At init, on 1,000 training images: each hidden layer's activation std and the RMS of the "
-        "loss gradient with respect to its pre-activations; the per-layer factor is (last / first) ** (1/19) of "
-        f"the std, and (first / last) ** (1/19) of the gradient. Trained with SGD, momentum 0.9, lr {INIT_LR:g} "
-        "constant, no weight decay, no clipping, batch 128, 150 steps (2 epochs of 75 batches), validation on "
-        "2,000 images after each epoch. Symmetry: a 2x64 "
-        f"sigmoid MLP with all weights zero (`weight_init=zeros`) or Xavier (`xavier_normal`), SGD momentum 0.9, "
-        f"lr {SYMMETRY_LR:g}, same steps; *unit spread*: per image, the std across a layer's units over the "
-        "layer's overall std (0: every unit computes the same function), the least spread-out hidden layer, at "
-        "the end, on 1,000 training images."
+        f"He's factor: {DEPTH}x64 MLPs (`lab.nets.SchemeMLP`: hidden layers N(0, "
+        "2/(fan_in+fan_out)) for Xavier (gain 1), N(0, 2/fan_in) for He; output layer the "
+        "template's He for a linear unit; biases 0), ReLU and tanh. At init, on 1,000 training "
+        "images: each hidden layer's activation std and the RMS of the loss gradient with respect "
+        "to its pre-activations; the per-layer factor is (last / first) ** (1/19) of the std, and "
+        f"(first / last) ** (1/19) of the gradient. Trained with SGD, momentum 0.9, lr {INIT_LR:g} "
+        "constant, no weight decay, no clipping, batch 128, 150 steps (2 epochs of 75 batches), "
+        "validation on 2,000 images after each epoch. Symmetry: a 2x64 sigmoid MLP with all "
+        "weights zero (`weight_init=zeros`) or Xavier (`xavier_normal`), SGD momentum 0.9, lr "
+        f"{SYMMETRY_LR:g}, same steps; *unit spread*: per image, the std across a layer's units "
+        "over the layer's overall std (0: every unit computes the same function), the least "
+        "spread-out hidden layer, at the end, on 1,000 training images."
     ),
     variants=(*DEEP, *SYMMETRIC),
     args=(
@@ -252,11 +263,12 @@ INIT = Claim(
         Panel("curve", "validation accuracy", key="val/acc"),
     ),
     caption=(
-        "Left: each hidden layer's activation std at init (log scale): the notes predict a line falling by 1/√2 a "
-        "layer for Xavier on ReLU and a flat one for He. Middle: the RMS gradient w.r.t. each layer's "
-        "pre-activations at init, from the input (left) to the last hidden layer. Right: validation accuracy (%) "
-        "after each epoch of 75 steps; 10% is chance. The verdicts: Xavier's 1/√2 a layer {c0}, He's 1 {c1}; He "
-        "suits ReLU {c3}; Xavier suits tanh {c4}."
+        "Left: each hidden layer's activation std at init (log scale): the notes predict a line "
+        "falling by 1/√2 a layer for Xavier on ReLU and a flat one for He. Middle: the RMS "
+        "gradient w.r.t. each layer's pre-activations at init, from the input (left) to the last "
+        "hidden layer. Right: validation accuracy (%) after each epoch of 75 steps; 10% is chance. "
+        "The verdicts: Xavier's 1/√2 a layer {c0}, He's 1 {c1}; He suits ReLU {c3}; Xavier suits "
+        "tanh {c4}."
     ),
     checks=(
         Check(

@@ -1,4 +1,5 @@
-"""Maxout and ReLU6, each against what the notes say of it (softplus is checked with the dead units)."""
+"""Maxout and ReLU6, each against what the notes say of it (softplus is checked with the dead
+units)."""
 
 from __future__ import annotations
 
@@ -26,20 +27,23 @@ RELU_VARIANTS = Claim(
     name="relu_variants",
     title="Maxout and ReLU6 against the notes",
     statement=(
-        "Maxout is a learned piecewise-linear unit (the max of k linear pieces) that generalises ReLU and leaky "
-        "ReLU at k times the parameters, so with the same units it does at least as well as ReLU. ReLU6 is ReLU "
-        "capped at 6: its gradient is 0 above 6, so a unit pushed above 6 on every input is as dead as a ReLU "
-        "pushed below 0. (Softplus, a smooth ReLU whose gradient is never exactly zero, is checked in the dead "
-        "units section, under the same rule and learning rate that kill ReLU units.)"
+        "Maxout is a learned piecewise-linear unit (the max of k linear pieces) that generalises "
+        "ReLU and leaky ReLU at k times the parameters, so with the same units it does at least as "
+        "well as ReLU. ReLU6 is ReLU capped at 6: its gradient is 0 above 6, so a unit pushed "
+        "above 6 on every input is as dead as a ReLU pushed below 0. (Softplus, a smooth ReLU "
+        "whose gradient is never exactly zero, is checked in the dead units section, under the "
+        "same rule and learning rate that kill ReLU units.)"
     ),
     measured=(
-        f"SGD momentum 0.9, lr {VARIANT_LR:g} constant, no weight decay, no clipping, batch 128, 2 epochs of 100 "
-        "batches, validation on 2,000 images after each. Maxout: a 2x128 MLP with maxout k=2 (each hidden layer "
-        "emits 256 pieces: twice ReLU's weights) against ReLU with He init, val accuracy at the end. ReLU6: a 2x128 "
-        f"MLP (He init) whose hidden biases start at +{HIGH_BIAS:g} (`bias_init`: the first layer's pre-activations "
-        "then lie above 6 on every image), ReLU6 against ReLU; the first hidden layer's dead fraction by the "
-        "dead-unit rule (largest slope over 5,000 training images below 1e-3) at init and after training (the "
-        "deeper layer sees a near-constant input under either activation, so it is not compared)."
+        f"SGD momentum 0.9, lr {VARIANT_LR:g} constant, no weight decay, no clipping, batch 128, 2 "
+        "epochs of 100 batches, validation on 2,000 images after each. Maxout: a 2x128 MLP with "
+        "maxout k=2 (each hidden layer emits 256 pieces: twice ReLU's weights) against ReLU with "
+        "He init, val accuracy at the end. ReLU6: a 2x128 MLP (He init) whose hidden biases start "
+        f"at +{HIGH_BIAS:g} (`bias_init`: the first layer's pre-activations then lie above 6 on "
+        "every image), ReLU6 against ReLU; the first hidden layer's dead fraction by the dead-unit "
+        "rule (largest slope over 5,000 training images below 1e-3) at init and after training "
+        "(the deeper layer sees a near-constant input under either activation, so it is not "
+        "compared)."
     ),
     variants=(RELU_WIDE, MAXOUT, RELU_HIGH, RELU6_HIGH),
     args=(STUDY_CB, *sgd(VARIANT_LR), *unit_run(every=100, images=5000)),
@@ -60,16 +64,20 @@ RELU_VARIANTS = Claim(
         ),
     ),
     caption=(
-        "Left: validation accuracy (%) at the end per configuration, mean ± std over seeds; right: the first hidden "
-        f"layer's dead fraction over training steps with biases starting at +{HIGH_BIAS:g} (1: every unit dead). "
-        "The verdicts: maxout beats ReLU {c0}; ReLU6 units pushed above 6 die {c1}."
+        "Left: validation accuracy (%) at the end per configuration, mean ± std over seeds; right: "
+        "the first hidden layer's dead fraction over training steps with biases starting at "
+        f"+{HIGH_BIAS:g} (1: every unit dead). The verdicts: maxout beats ReLU {{c0}}; ReLU6 units "
+        "pushed above 6 die {c1}."
     ),
     checks=(
         Check(
             0,
             MAXOUT.name,
             RELU_WIDE.name,
-            says="maxout (k=2) beats ReLU with the same units (it generalises ReLU at twice the weights)",
+            says=(
+                "maxout (k=2) beats ReLU with the same units "
+                "(it generalises ReLU at twice the weights)"
+            ),
         ),
         Check(
             2, RELU6_HIGH.name, RELU_HIGH.name, says="ReLU6 units pushed above 6 die and stay dead"
