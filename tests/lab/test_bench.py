@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-pytestmark = pytest.mark.slow  # the quick bench still trains every variant of both models (~50 s)
+pytestmark = pytest.mark.slow  # the quick bench still trains every variant of both models
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -143,7 +143,7 @@ def test_the_output_loss_claim_builds_each_loss_on_a_saturated_output_under_plai
     assert diagnostics["init_args"]["figures"] is False
 
 
-@pytest.mark.slow  # one CLI parse per configuration of every claim (~1 s each)
+@pytest.mark.slow  # one CLI parse per configuration of every claim
 @pytest.mark.parametrize(
     ("claim", "variant"), [(name, i) for name, c in CLAIMS.items() for i in range(len(c.variants))]
 )

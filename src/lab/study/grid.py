@@ -12,9 +12,8 @@ from mnist_lab.tracking.nesting import PARENT_TAG
 REPO = Path(__file__).resolve().parents[3]
 NET = "--model.net.init_args"
 BAD_START = "--model.net=lab.nets.BadStartMLP"  # the MLP with output_gain and bias_init
-DIAG = (
-    "--trainer.callbacks.init_args"  # the last callback of configs/defaults.yaml: the diagnostics
-)
+# the last callback of configs/defaults.yaml: the diagnostics
+DIAG = "--trainer.callbacks.init_args"
 # BadStartMLP's options plus hidden_gain, output_init, act_shift
 STUDY_NET = "--model.net=lab.nets.StudyMLP"
 

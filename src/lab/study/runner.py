@@ -32,12 +32,9 @@ from mnist_lab.cli import main
 from mnist_lab.parallel import threads_per_job
 from mnist_lab.recovery import ignore_stop_signals
 
-WORKER_START_S = (
-    12.0  # a worker's imports (torch, Lightning, MLflow) before its first run, measured
-)
-RUN_START_S = (
-    4.0  # a warm run: CLI parsing, data, its MLflow run (a quick run took 5-6 s on loaded cores)
-)
+# a worker's imports (torch, Lightning, MLflow) before its first run, measured
+WORKER_START_S = 12.0
+RUN_START_S = 4.0  # a warm run: CLI parsing, data, its MLflow run
 QUICK_COST_S = 1.5  # a quick run's training and validation
 
 

@@ -27,9 +27,8 @@ class Column:
     scale: float = 1.0
     suffix: str = ""
     log: bool = False  # a ratio: geometric mean, compared on log10
-    failed: float | None = (
-        None  # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
-    )
+    # what a FAILED run (e.g. diverged: NaN loss) counts as; None: left out
+    failed: float | None = None
 
 
 @dataclass(frozen=True)
