@@ -45,7 +45,12 @@ PARTS = {
     ),
     "serve": Part(
         "no `make serve` (REST) nor `make register` (the model registry)",
-        ("pkg/parts/serve", "tests/parts/test_serve.py", "tests/parts/test_team_serve.py"),
+        (
+            "pkg/parts/serve",
+            "tests/parts/test_serve.py",
+            "tests/parts/test_sweep_serve.py",
+            "tests/parts/test_team_serve.py",
+        ),
     ),
     "export": Part(
         "no `make export` (ONNX) and no export extra",
@@ -57,11 +62,25 @@ PARTS = {
     ),
     "sweep": Part(
         "no `make sweep` (Optuna), its configs, docs and extra",
-        ("pkg/parts/sweep", "configs/sweeps", "docs/sweeps.md", "tests/parts/test_sweep.py"),
+        (
+            "pkg/parts/sweep",
+            "configs/sweeps",
+            "docs/sweeps.md",
+            "tests/parts/sweeping.py",
+            "tests/parts/test_sweep.py",
+            "tests/parts/test_sweep_serve.py",
+            "tests/parts/test_team_sweep.py",
+        ),
     ),
     "team": Part(
         "no `make team-up` (PostgreSQL and an MLflow server on this machine) and no team extra",
-        ("scripts/team.sh", "tests/parts/test_team.py", "tests/parts/test_team_serve.py"),
+        (
+            "scripts/team.sh",
+            "tests/parts/team_up.py",
+            "tests/parts/test_team.py",
+            "tests/parts/test_team_serve.py",
+            "tests/parts/test_team_sweep.py",
+        ),
     ),
     "lab": Part(
         "no activation study (`make compare`), diagnostics (`DIAG`) or `make bench`",

@@ -11,7 +11,9 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pg_up() { [ -f "$TEAM/pg.port" ] && as_pg "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$(cat "$TEAM/pg.port")"; }
 # The cluster: $TEAM/pg, or, where PostgreSQL's own user cannot enter $TEAM (as root, a clone under
-# /root or a mktemp -d folder, mode 0700), a folder of that user's home named after $TEAM.
+# /root or a mktemp -d folder, mode 0700), a folder of that user's home named after $TEAM. `up` makes
+# $TEAM first: were it judged before it exists, `up` and `down` would choose different folders.
+if [ "${1:-}" = up ]; then mkdir -p "$TEAM"; fi
 if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$TEAM" 2>/dev/null; then
 	PG=${PG_DIR:-/var/lib/postgresql/mnist-lab-$(printf %s "$TEAM" | sha1sum | cut -c1-12)}
 else
@@ -38,6 +40,7 @@ up() {
 	done
 	if ! mlflow_up; then
 		rm -f "$TEAM/mlflow.port"
+		: >"$TEAM/mlflow.log"  # there before the loop below reads it (the server's redirect may come later)
 		# not MLflow 3's GenAI job runner (8 more processes, ~1.7 GB), unless asked for; port 0: the
 		# server picks a free one and says which (no race with another process for a port chosen here)
 		MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
@@ -66,7 +69,9 @@ down() {
 	if [ -f "$PG/data/postmaster.pid" ]; then
 		as_pg "$PGBIN/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null
 	fi
-	echo "stopped; the data stays in $TEAM (rm -rf it to start afresh)"
+	local kept=$TEAM
+	case $PG in "$TEAM"/*) ;; *) kept="$TEAM and $PG" ;; esac  # the cluster outside $TEAM (as root)
+	echo "stopped; the data stays in $kept (rm -rf to start afresh)"
 }
 
 case "${1:-}" in

@@ -176,3 +176,15 @@ def with_group(proc: subprocess.Popen, signum: int, timeout: float = 60) -> int:
         except ProcessLookupError:
             pass
     return proc.wait()
+
+
+def job_runners(pgid: int) -> list[str]:
+    """The MLflow job-runner processes (huey consumers) in process group ``pgid``."""
+    table = subprocess.run(
+        ["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line
+        for line in table.splitlines()
+        if line.split()[0] == str(pgid) and "mlflow.server.jobs" in line
+    ]

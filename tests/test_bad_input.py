@@ -42,22 +42,6 @@ def test_python_m_from_any_directory_is_the_template_and_a_bad_value_is_one_line
     assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
 
 
-# serve:begin  (make drop PART=serve deletes this block)
-def test_make_serve_with_an_unknown_run_is_one_error(tmp_path: Path) -> None:
-    run = "0123456789abcdef0123456789abcdef"
-    result = subprocess.run(
-        ["make", "-s", "serve", f"RUN={run}", "PORT=0"],  # port 0: it never listens
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env_for(MLFLOW_TRACKING_URI=store_uri(tmp_path)),
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert f"error: no MLflow run {run}" in result.stderr and "Traceback" not in result.stderr
-
-
-# serve:end
 def test_a_package_installed_without_the_repository_finds_the_configs_in_the_working_directory(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -24,8 +26,10 @@ from helpers import Snapshot
 import mnist_lab
 from mnist_lab.cli import main
 from mnist_lab.data.mnist_datamodule import MNISTDataModule
+from mnist_lab.errors import ConfigError
 from mnist_lab.models.classifier import Classifier
 from mnist_lab.models.components import MLP
+from mnist_lab.resume import load_classifier
 from mnist_lab.tracking import RunLogger, RunRecord
 
 TRAIN, VAL, BATCH, EPOCHS, EVERY = (
@@ -114,6 +118,7 @@ def test_tags_and_the_dataset_input_record_code_and_data(
     )
     assert tags["git.dirty"] in (("true", "false") if in_git else ("unknown",))
     assert tags["mnist_lab.version"] == mnist_lab.__version__
+    assert not {"dataset.name", "git.commit"} & set(tags), "MLflow's own dataset input and tag"
     assert Path(tags["checkpoint.dir"]).is_dir() and Path(tags["checkpoint.best"]).is_file()
 
 
@@ -121,14 +126,14 @@ def test_metrics_keep_their_steps_per_step_and_per_epoch(finished_mlp: Snapshot,
     client = MlflowClient(finished_mlp.uri)
     steps = lambda key: [m.step for m in client.get_metric_history(run.info.run_id, key)]  # noqa: E731
     per_epoch, total = steps_per_epoch(), steps_per_epoch() * EPOCHS
-    assert steps("val/acc") == [per_epoch * (e + 1) - 1 for e in range(EPOCHS)]
+    assert steps("val/acc") == steps("val/loss") == [per_epoch * (e + 1) - 1 for e in range(EPOCHS)]
     assert steps("train/loss_step") == [s for s in range(total) if (s + 1) % EVERY == 0]
     assert len(steps("train/acc")) == len(steps("time/epoch_s")) == EPOCHS
     assert steps("lr-AdamW") == [per_epoch * e for e in range(EPOCHS)]
     metrics = run.data.metrics
     history = client.get_metric_history(run.info.run_id, "val/acc")
     assert metrics["val/acc_best"] == max(m.value for m in history)
-    assert metrics["test/acc"] > 0.9 and metrics["time/epoch_s"] > 0
+    assert metrics["test/acc"] > 0.9 and metrics["test/loss"] > 0 and metrics["time/epoch_s"] > 0
 
 
 def test_artifacts_hold_a_rerunnable_config_and_both_checkpoints(
@@ -156,6 +161,21 @@ def test_the_logged_model_is_the_network_refusing_nan_with_its_classes(
     assert pyfunc.metadata.metadata["class_names"] == [str(k) for k in range(10)]
     assert pyfunc.metadata.metadata["dataset"] == "mnist" and pyfunc.metadata.signature is not None
     assert np.asarray(pyfunc.predict(np.zeros((3, 1, 28, 28), dtype=np.float32))).shape == (3, 10)
+
+
+def test_a_run_id_loads_the_runs_best_checkpoint_local_or_uploaded(
+    finished_mlp: Snapshot, clone: Callable
+) -> None:
+    copy = clone(finished_mlp)
+    best = Path(MlflowClient(copy.uri).get_run(copy.run_id).data.tags["checkpoint.best"])
+    x = torch.randn(3, 1, 28, 28)
+    expected = load_classifier(best)(x)
+    for ref in (copy.run_id, f"runs:/{copy.run_id}"):
+        assert torch.equal(load_classifier(ref)(x), expected), ref
+    shutil.rmtree(best.parent)  # the local files are gone: the copy MLFlowLogger uploaded serves
+    assert torch.equal(load_classifier(copy.run_id)(x), expected)
+    with pytest.raises(ConfigError, match="no MLflow run"):
+        load_classifier("0" * 32)
 
 
 class Explodes(Classifier):

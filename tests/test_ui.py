@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from helpers import Snapshot, started_server
+from helpers import Snapshot, job_runners, started_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -26,18 +26,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-def job_runners(pgid: int) -> list[str]:
-    """The MLflow job-runner processes (huey consumers) in process group ``pgid``."""
-    table = subprocess.run(
-        ["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [
-        line
-        for line in table.splitlines()
-        if line.split()[0] == str(pgid) and "mlflow.server.jobs" in line
-    ]
 
 
 def get(url: str, body: dict | None = None) -> bytes:

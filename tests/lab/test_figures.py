@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib.figure import Figure
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lab.diagnostics.plots import activation_histograms, grad_norm_by_depth
 from lab.diagnostics.probes import activation_stats
@@ -18,7 +17,6 @@ from lab.study.plots import figure
 from lab.study.results import RunRecord
 
 from mnist_lab.models.components import MLP
-from mnist_lab.parts.test_figures import confusion_figure, misclassified_figure
 
 
 def _open_pyplot_figures() -> list[int]:
@@ -26,25 +24,15 @@ def _open_pyplot_figures() -> list[int]:
     return pyplot.get_fignums() if pyplot is not None else []
 
 
-def _confusion() -> MulticlassConfusionMatrix:
-    confusion = MulticlassConfusionMatrix(num_classes=10)
-    confusion.update(torch.arange(10), torch.arange(10).roll(1))
-    return confusion
-
-
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: confusion_figure(_confusion()),
-        lambda: misclassified_figure(
-            torch.rand(5, 1, 28, 28), torch.arange(5), torch.arange(5) + 1
-        ),
         lambda: grad_norm_by_depth({0: [1.0, 0.1, 0.0], 1: [2.0, 0.2, 0.01]}),
         lambda: activation_histograms(
             activation_stats(MLP(depth=2, width=8), torch.randn(32, 1, 28, 28))
         ),
     ],
-    ids=["confusion", "misclassified", "grad_norm_by_depth", "activation_histograms"],
+    ids=["grad_norm_by_depth", "activation_histograms"],
 )
 def test_figures_are_object_api_figures_that_save(make, tmp_path: Path) -> None:
     before = _open_pyplot_figures()

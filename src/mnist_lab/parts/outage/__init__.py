@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,27 @@ class StoreDown(RunFault):
     """The store failed during the run; what it missed is kept (the message says where)."""
 
 
+OS_REASON = re.compile(r"\[Errno -?\d+\] [^'\"\\()\[\]]+(?:'[^']*')?")  # the OS's own words
+HTTP_WRAPPER = re.compile(r"^API request to \S+ failed with exception ")
+CAUSE_WIDTH = 160
+
+
 def first_line(err: BaseException) -> str:
-    """An error's first line: MLflow's and sqlalchemy's messages run to dozens."""
+    """An error's cause, short: MLflow's and sqlalchemy's messages run to dozens of lines, and an
+    HTTP error wraps the OS's reason (``[Errno 111] Connection refused``) in 300 characters."""
+    if found := OS_REASON.search(str(err).replace("\\'", "'")):
+        return found.group(0).strip()
     text = str(err).split("async logging operations: [", 1)[-1].removeprefix("MlflowException(")
-    return re.split(r"\\n|\n", text.strip(" '\""))[0][:300] or type(err).__name__
+    text = re.split(r"\\n|\n", text.strip(" '\""))[0]
+    text = HTTP_WRAPPER.sub("", text).removesuffix("')]").removesuffix('")]')
+    if found := re.match(r"\('([^']+)', ", text):  # urllib3's (reason, exception) pair
+        text = found.group(1)
+    return text[:CAUSE_WIDTH] or type(err).__name__
 
 
 class BufferedClient:
-    """A run's ``MlflowClient`` until a call fails; from then on writes go to a file, not the store."""
+    """A run's ``MlflowClient`` until a call fails; from then on writes go to a file, not the
+    store."""
 
     def __init__(self, client: Any, uri: str, run_id: str, folder: Callable[[], Path]) -> None:
         self.client, self.uri, self.run_id, self.folder = client, uri, run_id, folder
@@ -137,8 +151,8 @@ class BufferedClient:
         """The fault's one message: what failed, what is kept where, what to do."""
         file = self.file or self.folder() / UNSENT
         return (
-            f"{self.fault}; kept in {file}{self.lost}: once the store works, resume the run or "
-            f"send it with `python -m mnist_lab.parts.outage {file}`"
+            f"{self.fault}; what it missed is kept{self.lost}: once the store works, resume the "
+            f"run or send it with `python -m mnist_lab.parts.outage {file}`"
         )
 
 
@@ -182,9 +196,18 @@ class StoreOutage(L.Callback):
         self._check(trainer)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """No model to log into a store that is down: keep where it comes from instead."""
+        """No model to log into a store that is down: keep the test's metrics (Lightning would
+        log them after this hook) and where the model comes from instead."""
         if self.client is not None and self.client.fault:
+            from mlflow.entities import Metric
+
             self.client.settle_in()
+            now, step = int(time.time() * 1000), trainer.global_step
+            metrics = [
+                Metric(key, float(value), now, step)
+                for key, value in trainer.callback_metrics.items()
+            ]
+            self.client.keep("log_batch", (self.client.run_id,), {"metrics": metrics})
             best = getattr(trainer.checkpoint_callback, "best_model_path", "")
             self.client.keep("log_model", (self.client.run_id, str(Path(best).resolve())), {})
             raise StoreDown(self.client.explain())

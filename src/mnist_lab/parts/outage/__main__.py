@@ -1,4 +1,5 @@
-"""``python -m mnist_lab.parts.outage <unsent_mlflow.jsonl>``: send it to ``$MLFLOW_TRACKING_URI``."""
+"""``python -m mnist_lab.parts.outage <unsent_mlflow.jsonl>``: send what the file keeps to
+``$MLFLOW_TRACKING_URI``."""
 
 from __future__ import annotations
 

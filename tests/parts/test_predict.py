@@ -1,47 +1,40 @@
-"""`make predict`: digit images of any size, light or dark, from a checkpoint file or an MLflow run."""
+"""The predict part: `make predict` classifies digit images of any size, light or dark, PNG or
+JPG, with a checkpoint file, an MLflow run or a registered model (`models:/<name>@<alias>`), and
+names each class as the model's dataset does; bad input is one error line."""
 
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
+import mlflow
 import numpy as np
 import pytest
 import torch
+from mlflow import MlflowClient
 from PIL import Image
 
+from helpers import Snapshot, env_for, store_uri
+from logged import logged_model
 from mnist_fakes import class_images
-from mnist_lab.cli import main as cli_main
+from tiny_cli import REPO
+
+from mnist_lab.data.datasets import get_dataset
 from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD
+from mnist_lab.names import BEST_TAG
 from mnist_lab.parts.predict import load_digit
-from mnist_lab.resume import load_classifier
-from mnist_lab.parts.predict.__main__ import main
-from tiny_cli import tiny_args
+from mnist_lab.parts.predict.__main__ import main, table, write_csv
 
 BACKGROUND = -MNIST_MEAN / MNIST_STD  # a black MNIST pixel, normalised
 COLUMNS = ["file", "predicted", "class", "probability", *(f"p{k}" for k in range(10))]
 
 
-def _trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    options = {"max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False, **kwargs}
-    return L.Trainer(default_root_dir=tmp_path, **options)
-
-
 @pytest.fixture(scope="module")
-def checkpoint(fake_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default network (the MLP), trained one epoch on the fake MNIST by the CLI."""
-    tmp = tmp_path_factory.mktemp("ckpt")
-    extra = (
-        "--trainer.max_epochs=1",
-        "--trainer.logger=false",
-        "--run_test=false",
-        f"--trainer.default_root_dir={tmp}",
-    )
-    return Path(cli_main(tiny_args("fit", fake_mnist, *extra)).trainer.checkpoint_callback.best_model_path)
+def checkpoint(finished_mlp: Snapshot) -> Path:
+    """The finished MLP's best checkpoint file (only read)."""
+    return Path(MlflowClient(finished_mlp.uri).get_run(finished_mlp.run_id).data.tags[BEST_TAG])
 
 
 def _digit(label: int, seed: int = 0) -> np.ndarray:
@@ -49,15 +42,19 @@ def _digit(label: int, seed: int = 0) -> np.ndarray:
     return class_images(np.array([label]), np.random.default_rng(seed))[0]
 
 
-def write_image(path: Path, pixels: np.ndarray, size: tuple[int, int], light_background: bool = False, mode="L"):
-    image = Image.fromarray(255 - pixels if light_background else pixels).resize(size, Image.Resampling.NEAREST)
+def write_image(
+    path: Path, pixels: np.ndarray, size: tuple[int, int], light_background: bool = False, mode="L"
+):
+    image = Image.fromarray(255 - pixels if light_background else pixels).resize(
+        size, Image.Resampling.NEAREST
+    )
     image.convert(mode).save(path)
     return path
 
 
 @pytest.fixture
 def images(tmp_path: Path) -> dict[Path, int]:
-    """PNG and JPG files of odd square sizes, dark digits on light paper and light digits on dark."""
+    """PNG and JPG files of odd square sizes: dark digits on light paper, light digits on dark."""
     folder = tmp_path / "digits"
     (folder / "nested").mkdir(parents=True)
     files = {}
@@ -66,7 +63,9 @@ def images(tmp_path: Path) -> dict[Path, int]:
         name = f"{label}-{'light' if light else 'dark'}.{'png' if label < 6 else 'jpg'}"
         target = folder / ("nested" if label == 9 else "") / name
         size = (29 + 17 * label, 29 + 17 * label)
-        files[write_image(target, _digit(label), size, light, "RGB" if label in (3, 7) else "L")] = label
+        files[
+            write_image(target, _digit(label), size, light, "RGB" if label in (3, 7) else "L")
+        ] = label
     (folder / "notes.txt").write_text("not an image")
     return files
 
@@ -74,15 +73,23 @@ def images(tmp_path: Path) -> dict[Path, int]:
 def test_light_and_dark_backgrounds_of_any_size_give_the_same_input(tmp_path: Path) -> None:
     pixels = _digit(4)
     dark = load_digit(write_image(tmp_path / "dark.png", pixels, (28, 28)))
-    light = load_digit(write_image(tmp_path / "light.png", pixels, (140, 140), light_background=True))
+    light = load_digit(
+        write_image(tmp_path / "light.png", pixels, (140, 140), light_background=True)
+    )
     rgba = Image.fromarray(255 - pixels).convert("RGBA")
-    rgba.putalpha(Image.fromarray(np.where(pixels > 127, 255, 0).astype(np.uint8)))  # transparent paper
+    rgba.putalpha(
+        Image.fromarray(np.where(pixels > 127, 255, 0).astype(np.uint8))
+    )  # transparent paper
     rgba.save(tmp_path / "transparent.png")
     expected = (torch.from_numpy(pixels).float() / 255 - MNIST_MEAN) / MNIST_STD
     assert dark.shape == light.shape == (1, 28, 28)
     assert torch.allclose(dark[0], expected, atol=1e-5)
-    assert (light - dark).abs().mean() < 0.05  # 5x larger, inverted: the same digit after resampling
-    assert torch.allclose(load_digit(tmp_path / "transparent.png")[0, 12:15, 12:15], expected[12:15, 12:15], atol=0.6)
+    assert (
+        light - dark
+    ).abs().mean() < 0.05  # 5x larger, inverted: the same digit after resampling
+    assert torch.allclose(
+        load_digit(tmp_path / "transparent.png")[0, 12:15, 12:15], expected[12:15, 12:15], atol=0.6
+    )
 
 
 def test_a_wide_image_is_padded_with_its_background_not_stretched(tmp_path: Path) -> None:
@@ -123,7 +130,10 @@ def test_bad_input_is_one_error_line_and_exit_2(
         ([str(checkpoint), str(tmp_path / "empty")], "no PNG or JPG files"),
         ([str(checkpoint), str(tmp_path / "digits" / "notes.txt")], "not a PNG or JPG"),
         ([str(checkpoint), str(tmp_path / "broken.png")], "cannot read image"),
-        ([str(tmp_path / "missing.ckpt"), str(tmp_path / "digits")], "does not exist; give a checkpoint file"),
+        (
+            [str(tmp_path / "missing.ckpt"), str(tmp_path / "digits")],
+            "does not exist; give a checkpoint file",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2
@@ -131,45 +141,48 @@ def test_bad_input_is_one_error_line_and_exit_2(
         assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
-@pytest.mark.slow  # a new MLflow store and a logged run
-def test_an_mlflow_run_id_loads_the_runs_best_checkpoint_local_or_uploaded(
-    fake_mnist: Path, tracking_uri: str, tmp_path: Path
+def test_a_run_id_and_a_registered_model_predict_as_the_runs_best_checkpoint(
+    finished_mlp: Snapshot,
+    clone: Callable,
+    images: dict[Path, int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    cli = cli_main(tiny_args("fit", fake_mnist, "--trainer.max_epochs=2", "--run_test=false"))
-    best, run_id = Path(cli.trainer.checkpoint_callback.best_model_path), cli.trainer.logger.run_id
-    x = torch.randn(3, 1, 28, 28)
-    expected = load_classifier(best)(x)
-    for ref in (run_id, f"runs:/{run_id}"):
-        assert torch.allclose(load_classifier(ref)(x), expected, atol=1e-6)
-    shutil.rmtree(best.parent)  # the local files are gone: the copy MLFlowLogger uploaded serves
-    assert torch.allclose(load_classifier(run_id)(x), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="no MLflow run"):
-        load_classifier("0" * 32)
+    copy = clone(finished_mlp)
+    best = Path(MlflowClient(copy.uri).get_run(copy.run_id).data.tags[BEST_TAG])
+    mlflow.set_tracking_uri(copy.uri)  # registered as `make register` does, without its part
+    version = mlflow.register_model(logged_model(copy.uri, copy.run_id).model_uri, "digits")
+    MlflowClient(copy.uri).set_registered_model_alias("digits", "champion", version.version)
+    tables = {}
+    for model in (str(best), copy.run_id, f"runs:/{copy.run_id}", "models:/digits@champion"):
+        out = tmp_path / f"{len(tables)}.csv"
+        assert main([model, str(tmp_path / "digits"), "--out", str(out)]) == 0, model
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[-1] == f"wrote {len(images)} predictions to {out}"
+        tables[model] = ("\n".join(printed[:-1]), out.read_text())
+    assert len(set(tables.values())) == 1, "the same network, however it is named"
 
 
 @pytest.mark.subprocess
-def test_make_predict(repo_root: Path, checkpoint: Path, images: dict[Path, int], tmp_path: Path) -> None:
+@pytest.mark.slow  # make, twice
+def test_make_predict(checkpoint: Path, images: dict[Path, int], tmp_path: Path) -> None:
     out = tmp_path / "make.csv"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    make = ["make", "-s", "-C", str(REPO), "predict"]
     run = subprocess.run(
-        ["make", "-s", "predict", f"CKPT={checkpoint}", f"INPUT={tmp_path / 'digits'}", f"OUT={out}"],
-        cwd=repo_root,
-        env=env,
+        [*make, f"CKPT={checkpoint}", f"INPUT={tmp_path / 'digits'}", f"OUT={out}"],
         capture_output=True,
         text=True,
+        env=env_for(MLFLOW_TRACKING_URI=store_uri(tmp_path)),  # a file: no store is asked
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
     assert f"wrote {len(images)} predictions to {out}" in run.stdout
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
-    missing = subprocess.run(["make", "-s", "predict"], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(make, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "error: make predict CKPT=" in missing.stderr
 
 
 def test_the_table_and_csv_name_the_class_of_the_models_dataset(tmp_path: Path) -> None:
-    from mnist_lab.data.datasets import get_dataset
-    from mnist_lab.parts.predict.__main__ import table, write_csv
-
     names = get_dataset("fashion_mnist").class_names
     probs = torch.full((2, 10), 0.01)
     probs[0, 9], probs[1, 1] = 0.91, 0.91
