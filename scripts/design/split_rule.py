@@ -1,19 +1,25 @@
-"""How often the split rule flags 5 seeds drawn from one normal distribution, read on a grid.
+"""How often the split rule flags 5 seeds drawn from one normal distribution (issue 25, item 1).
 
-Issue 25, item 1: the old rule took tied values as zero spread, so quantised outcomes (steps to a
-threshold read every 20 steps, accuracies in steps of 1/512) were flagged "split" far more often
-than the 0.3% the docs state. The fixed rule (`lab.study.stats.split_at`) counts each value's
-rounding as spread (variance q²/12). Prints, for grids of 0.1 to 3 sd, the fraction flagged by
-the old rule and by the fixed one. Run: `.venv/bin/python scripts/design/split_rule.py`.
+`lab.study.stats.split_at` calls a group split when the widest gap between its sorted values
+exceeds SPLIT_GAP (20) times the spread on the two sides. The old rule measured that spread from
+the values alone, so tied values (quantised outcomes: steps to a threshold read every 20 steps,
+accuracies in steps of 1/512) had zero spread and any gap split them. The rule now adds each
+value's rounding to the grid it was read on (q^2/12, q the smallest difference between the
+values). This prints both rules' rates for grids of q = 0 (continuous) to 3 sd, one group alone
+and two groups compared (`compare`, which reads q from both groups' values). Run:
+``python scripts/design/split_rule.py`` (about a minute).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from lab.study.stats import SPLIT_GAP, split_at
+from lab.study.stats import SPLIT_GAP, resolution_of, split_at
 
-DRAWS = 20_000
+REPS = 20_000
+rng = np.random.default_rng(25)
 
 
 def old_split(values: np.ndarray) -> bool:
@@ -22,21 +28,24 @@ def old_split(values: np.ndarray) -> bool:
     gaps = np.diff(xs)
     i = int(np.argmax(gaps))
     low, high = xs[: i + 1], xs[i + 1 :]
-    ss = ((low - low.mean()) ** 2).sum() + ((high - high.mean()) ** 2).sum()
-    within = np.sqrt(ss / (len(xs) - 2))
+    within = math.sqrt(
+        (((low - low.mean()) ** 2).sum() + ((high - high.mean()) ** 2).sum()) / (len(xs) - 2)
+    )
     return bool(gaps[i] > SPLIT_GAP * within and gaps[i] > 0)
 
 
 def main() -> None:
-    rng = np.random.default_rng(25)
-    print(f"{'grid / sd':>10} {'old rule':>9} {'fixed':>7}   (5 seeds, {DRAWS} draws)")
+    print(f"{'grid (sd)':>9} {'old, one group':>15} {'new, one group':>15} {'new, a pair':>12}")
     for q in (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0):
-        groups = rng.normal(0.0, 1.0, (DRAWS, 5))
+        draws = rng.normal(0.0, 1.0, (REPS, 2, 5))
         if q:
-            groups = np.round(groups / q) * q
-        old = np.mean([old_split(g) for g in groups])
-        new = np.mean([split_at(g) is not None for g in groups])
-        print(f"{q:>10.2f} {old:>9.2%} {new:>7.2%}")
+            draws = np.round(draws / q) * q
+        old = np.mean([old_split(d[0]) for d in draws])
+        new = np.mean([split_at(d[0]) is not None for d in draws])
+        pair = np.mean(
+            [any(split_at(g, resolution_of(d.ravel())) is not None for g in d) for d in draws]
+        )
+        print(f"{q:9.2f} {old:15.4f} {new:15.4f} {pair:12.4f}")
 
 
 if __name__ == "__main__":

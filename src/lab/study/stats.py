@@ -14,7 +14,7 @@ The rules, stated in the report (:data:`RULES`):
   for a grid of step q, the smallest difference between the compared seeds' values): tied values
   are not zero spread. 5 seeds drawn from one normal distribution are flagged about 0.3% of the
   time, and no more often when their values are rounded to a grid (`scripts/design/split_rule.py`:
-  at most 0.4% for grids of 0.1-3 sd, where ignoring the rounding flagged up to 54%);
+  0-0.2% for grids of 0.1-3 sd, where ignoring the rounding flagged 4-55% at 0.5-3 sd);
 - split groups, groups that are constant in both configurations and non-positive values on a log
   scale are not t-tested: the seeds above a threshold that depends on the pooled values alone (the
   middle of their widest gap, never one group's mean) are counted, and the counts compared with
