@@ -1,6 +1,9 @@
-"""``make export RUN=<id>``: the run's best network as one ONNX file (``model.onnx``, weights inside,
-logged to the run), checked against PyTorch on a real test batch, as logged. ONNX serves the network
-without Python or torch (onnxruntime in C++, C#, Java, the browser); the check makes it trustworthy."""
+"""``make export RUN=<id>``: the run's best network as one ONNX file, checked against PyTorch.
+
+``model.onnx`` (weights inside) is logged to the run and checked, as logged, on a real test batch.
+ONNX serves the network without Python or torch (onnxruntime in C++, C#, Java, the browser); the
+check makes it trustworthy.
+"""
 
 from __future__ import annotations
 
@@ -43,13 +46,16 @@ def failing_layer(net: nn.Module, x: Tensor) -> str:
         except Exception as err:  # noqa: BLE001 - the exporter raises many kinds
             while err.__cause__ is not None:  # the root cause, not the exporter's advice
                 err = err.__cause__
-            return f"layer {name} ({type(layer).__name__}): {type(err).__name__}: {str(err).strip().splitlines()[0]}"
+            return (
+                f"layer {name} ({type(layer).__name__}): "
+                f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
+            )
     return "no single layer fails on its own: it is how the network combines them"
 
 
 def export(net: nn.Module, x: Tensor, path: Path) -> float:
-    """Write ``net`` (eval mode) to ``path`` with a free batch size; the largest difference onnxruntime - PyTorch
-    on ``x``."""
+    """Write ``net`` (eval mode) to ``path`` with a free batch size; the largest difference
+    onnxruntime - PyTorch on ``x``."""
 
     net.eval()
     try:
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         logged = Path(client.download_artifacts(run_id, out.name, tmp))
         diff = difference(net, x.float(), logged)
     print(
-        f"wrote {out}, logged to run {run_id}; the logged file = PyTorch within {diff:.1e} on {len(x)} images"
+        f"wrote {out}, logged to run {run_id}; "
+        f"the logged file = PyTorch within {diff:.1e} on {len(x)} images"
     )
 
 

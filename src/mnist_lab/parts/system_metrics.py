@@ -1,10 +1,11 @@
 """The machine's load in the run: ``system/*`` metrics (CPU, memory, disk; GPU where there is one),
-sampled by the training loop itself every ``every_s`` seconds and at the end of each epoch and stage,
-so even a run of a few seconds has them and no thread runs beside training. The names are MLflow's,
-so the UI shows them in its *System metrics* tab."""
+sampled by the training loop itself every ``every_s`` seconds and at the end of each epoch and
+stage, so even a short run has them and no thread runs beside training. The names are MLflow's, so
+the UI shows them in its *System metrics* tab."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -30,10 +31,8 @@ def sample() -> dict[str, float]:
         free, total = torch.cuda.mem_get_info(gpu)
         found[f"gpu_{gpu}_memory_usage_megabytes"] = (total - free) / 2**20
         found[f"gpu_{gpu}_memory_usage_percentage"] = 100 * (total - free) / total
-        try:
+        with contextlib.suppress(ModuleNotFoundError, RuntimeError):  # needs nvidia-ml-py
             found[f"gpu_{gpu}_utilization_percentage"] = float(torch.cuda.utilization(gpu))
-        except (ModuleNotFoundError, RuntimeError):  # needs nvidia-ml-py
-            pass
     return {f"system/{name}": value for name, value in found.items()}
 
 

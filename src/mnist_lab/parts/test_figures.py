@@ -20,8 +20,8 @@ from mnist_lab.tracking.logger import run_logger
 
 
 class TestSetFigures(L.Callback):
-    """``figures/confusion_matrix.png`` and ``figures/misclassified.png`` (up to ``max_misclassified``
-    images) of each test, in the trainer's ``RunLogger`` run."""
+    """``figures/confusion_matrix.png`` and ``figures/misclassified.png`` (up to
+    ``max_misclassified`` images) of each test, in the trainer's ``RunLogger`` run."""
 
     __test__ = False  # not a pytest class
 
@@ -78,7 +78,8 @@ def confusion_figure(
     value: Tensor | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """torchmetrics draws it on our axes (``value``: an already computed matrix); we only title it."""
+    """torchmetrics draws it on our axes (``value``: an already computed matrix); we only title
+    it."""
     fig = Figure(figsize=(8, 8))
     ax = fig.subplots()
     confusion.plot(
@@ -95,7 +96,8 @@ def misclassified_figure(
     columns: int = 8,
     class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Up to ``len(images)`` wrong images, each titled ``true -> predicted`` (class names when given)."""
+    """Up to ``len(images)`` wrong images, each titled ``true -> predicted`` (class names when
+    given)."""
     name = (lambda k: class_names[k]) if class_names else str
     n = len(images)
     rows = max(1, -(-n // columns))

@@ -1,6 +1,5 @@
-"""Classify digit images (PNG/JPG, any size) with a checkpoint or an MLflow run's model. Each image takes the
-training data's form: greyscale (transparency as white paper), padded to a square with its own background, 28x28,
-light on dark (inverted when the background is light), normalised with the statistics of the model's data."""
+"""Classify digit images (PNG/JPG, any size) with a checkpoint or an MLflow run's model, each image
+first put in the training data's form (greyscale, square, 28x28, light on dark, normalised)."""
 
 from __future__ import annotations
 
@@ -17,11 +16,12 @@ from mnist_lab.data.mnist_datamodule import MNIST_MEAN, MNIST_STD, normalise
 from mnist_lab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-WORKING_SIZE = 512  # a large photo is shrunk to this first: a 12000 px image needs no 1.8 GB
+WORKING_SIZE = 512  # a large photo is shrunk to this first, so it needs little memory
 
 
 def find_images(path: str | Path) -> list[Path]:
-    """``path`` itself if it is an image, else the images in the folder ``path`` (sorted, recursive)."""
+    """``path`` itself if it is an image, else the images in the folder ``path`` (sorted,
+    recursive)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
@@ -37,17 +37,16 @@ def find_images(path: str | Path) -> list[Path]:
 
 
 def load_digit(path: str | Path, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> Tensor:
-    """One image file as a ``(1, 28, 28)`` input, normalised with ``mean`` and ``std`` (MNIST's by default)."""
+    """One image file as a ``(1, 28, 28)`` input, normalised with ``mean`` and ``std`` (MNIST's by
+    default)."""
     try:
         with Image.open(path) as opened:
-            opened.draft(
-                "RGB", (WORKING_SIZE, WORKING_SIZE)
-            )  # a JPEG decodes at a fraction of its size
+            # a JPEG decodes at a fraction of its size
+            opened.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
             opened.thumbnail((WORKING_SIZE, WORKING_SIZE))
             image = ImageOps.exif_transpose(opened)
-            if (
-                "A" in image.getbands() or "transparency" in image.info
-            ):  # as if printed on white paper
+            # as if printed on white paper
+            if "A" in image.getbands() or "transparency" in image.info:
                 image = Image.alpha_composite(
                     Image.new("RGBA", image.size, "white"), image.convert("RGBA")
                 )

@@ -1,4 +1,7 @@
-"""``make predict``: ``python -m mnist_lab.parts.predict <checkpoint | run id> <image | folder> [--out csv]``."""
+"""``make predict``: classify images with a checkpoint or a run's model.
+
+``python -m mnist_lab.parts.predict <checkpoint | run id> <image | folder> [--out csv]``
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from mnist_lab.resume import load_classifier
 
 
 def write_csv(out: Path, paths: list[Path], probs: Tensor, names: tuple[str, ...]) -> None:
-    """``file, predicted, class, probability, p0 .. p<k>``, one row per image (``class``: the class's name)."""
+    """``file, predicted, class, probability, p0 .. p<k>``, one row per image (``class``: the
+    class's name)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -51,9 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, default="outputs/image_predictions.csv", help="default: %(default)s"
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault(
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
-    )  # a run id downloads its checkpoint
+    # a run id downloads its checkpoint
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     out = args.out / "image_predictions.csv" if args.out.is_dir() else args.out
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"OUT={args.out} is neither a .csv file nor a folder to write one into")

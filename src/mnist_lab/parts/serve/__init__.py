@@ -1,4 +1,5 @@
-"""Serving a run's logged model over REST (``make serve``) and the model registry (``make register``).
+"""Serving a run's logged model over REST (``make serve``) and the model registry
+(``make register``).
 
 ``make serve RUN=<run id> | MODEL=models:/<name>@<alias>`` serves a checked local copy of the model:
 its pickled network is a zip archive whose CRC-32s are verified before ``mlflow models serve``
@@ -18,7 +19,8 @@ from mnist_lab.resume import REGISTERED, RUN_ID, registered_run
 
 
 def model_uri(run_id: str, tracking_uri: str, required: bool = True) -> str | None:
-    """``models:/<model id>`` of the run's logged ``classifier``; None if it has none and not ``required``."""
+    """``models:/<model id>`` of the run's logged ``classifier``; None if it has none and not
+    ``required``."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -35,7 +37,8 @@ def model_uri(run_id: str, tracking_uri: str, required: bool = True) -> str | No
     )
     if not found and required:
         raise ConfigError(
-            f"run {run_id} logged no model {MODEL_NAME!r} (it logs one after its test: run_test=true)"
+            f"run {run_id} logged no model {MODEL_NAME!r} "
+            "(it logs one after its test: run_test=true)"
         )
     return found[0].model_uri if found else None
 
@@ -44,9 +47,8 @@ def checked_copy(uri: str, tracking_uri: str, root: Path) -> Path:
     """The model's files under ``root``, each archive checked whole."""
     import mlflow
 
-    os.environ.setdefault(
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
-    )  # not 48 redraws of a bar
+    # not a bar redrawn over and over
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     name = uri.removeprefix("models:/").replace("/", "_").replace("@", "_")
     local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(root / name)))
@@ -57,7 +59,8 @@ def checked_copy(uri: str, tracking_uri: str, root: Path) -> Path:
 
 @command
 def main(argv: list[str] | None = None) -> None:
-    """``python -m mnist_lab.parts.serve <run id | models:/...>``: the checked copy to serve, or an error."""
+    """``python -m mnist_lab.parts.serve <run id | models:/...>``: the checked copy to serve, or an
+    error."""
     args = sys.argv[1:] if argv is None else argv
     uri = resolve_tracking_uri()
     if len(args) == 1 and REGISTERED.match(args[0]):

@@ -1,4 +1,5 @@
-"""``make serve``: the checked local copy of a run's or a registered model, for ``mlflow models serve``."""
+"""``make serve``: the checked local copy of a run's or a registered model, for
+``mlflow models serve``."""
 
 from mnist_lab.parts.serve import main
 

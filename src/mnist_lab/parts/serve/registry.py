@@ -1,7 +1,9 @@
-"""``make register RUN=<id>``: a run's model becomes the next version of a registered model, and the alias
-``@champion`` moves to it (saying what it moved from). Aliases, not MLflow's deprecated stages:
-``models:/mnist-classifier@champion`` always names the current champion, so ``make serve MODEL=`` and
-``make predict CKPT=`` follow it without edits."""
+"""``make register RUN=<id>``: a run's model becomes the next version of a registered model.
+
+The alias ``@champion`` moves to it (saying what it moved from). Aliases, not MLflow's deprecated
+stages: ``models:/mnist-classifier@champion`` always names the current champion, so
+``make serve MODEL=`` and ``make predict CKPT=`` follow it without edits.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ ALIAS = "champion"
 
 
 def log_best_checkpoint(run_id: str, tracking_uri: str) -> str:
-    """Log the run's best checkpoint as its ``classifier`` (a sweep trial logs none: it is selected on validation,
-    not tested); its ``models:/`` URI."""
+    """Log the run's best checkpoint as its ``classifier`` (a sweep trial logs none: it is selected
+    on validation, not tested); its ``models:/`` URI."""
     from mnist_lab.data.datasets import get_dataset
     from mnist_lab.tracking.model import log_pytorch_model
 
@@ -29,7 +31,8 @@ def log_best_checkpoint(run_id: str, tracking_uri: str) -> str:
         tracking_uri, run_id, model.net, tuple(model.hparams.input_shape), model.dataset, names
     )
     print(
-        f"run {run_id} logged no model: logged its best checkpoint's network (selected on validation, untested)"
+        f"run {run_id} logged no model: logged its best checkpoint's network "
+        "(selected on validation, untested)"
     )
     return str(model_uri(run_id, tracking_uri))
 
@@ -39,12 +42,15 @@ def quality(client: Any, run_id: str) -> str:
     metrics = client.get_run(run_id).data.metrics
     if "test/acc" in metrics:
         return f"test/acc {metrics['test/acc']:.4f}"
-    return f"untested: selected on validation, val/acc_best {metrics.get('val/acc_best', float('nan')):.4f}"
+    return (
+        "untested: selected on validation, "
+        f"val/acc_best {metrics.get('val/acc_best', float('nan')):.4f}"
+    )
 
 
 def register(run_id: str, tracking_uri: str, name: str = DEFAULT_NAME, alias: str = ALIAS) -> str:
-    """Register the run's ``classifier`` as a new version of ``name``, point ``alias`` at it, and say
-    what the alias moved from; the new version's number."""
+    """Register the run's ``classifier`` as a new version of ``name``, point ``alias`` at it, and
+    say what the alias moved from; the new version's number."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -82,15 +88,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     uri = resolve_tracking_uri()
     if no_local_store(uri):
-        raise ConfigError(
-            f"no MLflow store at {uri}: train a run first (`make train`)"
-        )  # not make one
+        # not make one
+        raise ConfigError(f"no MLflow store at {uri}: train a run first (`make train`)")
     if not RUN_ID.match(args.run):
         given = f"{args.run!r} is not an MLflow run id: " if args.run else ""
         raise ConfigError(f"{given}make register RUN=<run id> (or STUDY=<sweep>: its best trial)")
     version = register(RUN_ID.match(args.run).group(1), uri, args.name, args.alias)
     print(
-        f"registered {args.name} version {version} (@{args.alias}): models:/{args.name}@{args.alias}"
+        f"registered {args.name} version {version} (@{args.alias}): "
+        f"models:/{args.name}@{args.alias}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Runs left RUNNING by a process that can no longer end them (``kill -9``, the out-of-memory killer).
+"""Runs left RUNNING by a process that can no longer end them (``kill -9``, the out-of-memory
+killer).
 
 A run records its host, machine, PID and process start as tags (:class:`~.callback.StaleRuns`); a
 later training, ``make ui`` or ``make runs-clean`` on the same machine ends KILLED the RUNNING runs
@@ -82,7 +83,10 @@ def end_stale_runs(client: Any) -> list[str]:
         pid = tags.get(PID, "")
         if not pid.isdigit() or not gone(int(pid), tags.get(START, ""), tags.get(MACHINE, "")):
             continue
-        why = f"its process {pid} on {host} ended without ending the run (killed with -9, or out of memory)"
+        why = (
+            f"its process {pid} on {host} ended without ending the run "
+            "(killed with -9, or out of memory)"
+        )
         client.set_tag(run.info.run_id, "error", why)
         client.set_terminated(run.info.run_id, "KILLED")
         print(f"run {run.info.run_name!r} ({run.info.run_id}) marked KILLED: {why}", flush=True)

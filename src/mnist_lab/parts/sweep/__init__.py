@@ -1,1 +1,2 @@
-"""Optuna sweeps over the CLI: a sweep file, trials as child MLflow runs, a study in resumable RDB storage."""
+"""Optuna sweeps over the CLI: a sweep file, trials as child MLflow runs, a study in resumable RDB
+storage."""

@@ -1,11 +1,12 @@
-"""An Optuna sweep over the CLI: each trial a normal training run, a child of the sweep's MLflow run.
+"""An Optuna sweep over the CLI: each trial a training run, a child of the sweep's MLflow run.
 
     make sweep                          # configs/sweeps/mlp.yaml, storage sqlite:///mlruns/optuna.db
     make sweep RESUME=1                 # continue the study (same parent run) up to its n_trials
     make sweep JOBS=2 TRIALS=40         # two processes filling one study
     make sweep QUICK=1                  # a few trials of a few batches (tests, a smoke run)
 
-Exit codes: 0 done (failed trials included), 2 a bad sweep file or storage, 128+n stopped by signal n.
+Exit codes: 0 done (failed trials included), 2 a bad sweep file or storage, 128+n stopped by
+signal n.
 """
 
 import argparse
@@ -61,17 +62,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "extra", nargs="*", help="further LightningCLI arguments for every trial (after --)"
     )
-    p.add_argument(
-        "--worker-of", help=argparse.SUPPRESS
-    )  # set for JOBS workers: the parent run's id
-    p.add_argument(
-        "--worker-trials", type=int, default=0, help=argparse.SUPPRESS
-    )  # their share of trials
+    # set for JOBS workers: the parent run's id, and their share of trials
+    p.add_argument("--worker-of", help=argparse.SUPPRESS)
+    p.add_argument("--worker-trials", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def again(argv: list[str]) -> str:
-    """The command that continues this sweep: the Makefile's with RESUME=1, or this one with --resume."""
+    """The command that continues this sweep: the Makefile's with RESUME=1, or this one with
+    --resume."""
     made = os.environ.get("TEMPLATE_COMMAND")
     if made:
         return f"{made} RESUME=1"
@@ -85,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.INFO)
-    # Optuna calls heartbeats and its matplotlib plots experimental; trials pass LightningCLI `args` on purpose.
+    # Optuna calls heartbeats and its matplotlib plots experimental; trials pass LightningCLI
+    # `args` on purpose.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
     spec = load_spec(args.sweep, quick=args.quick)
@@ -108,15 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         todo = remaining(study, spec.n_trials)
         jobs = max(1, min(args.jobs, todo))
         print(
-            f"sweep {name!r}: {todo} trial(s) to run of {spec.n_trials}, {jobs} process(es); {args.storage}"
+            f"sweep {name!r}: {todo} trial(s) to run of {spec.n_trials}, "
+            f"{jobs} process(es); {args.storage}"
         )
         if jobs == 1 and todo:
             code = optimize(study, spec, todo, parent.run_id, extra)
         elif todo:
             worker = [sys.executable, "-m", "mnist_lab.parts.sweep", "--worker-of", parent.run_id]
-            shares = [
-                todo // jobs + (i < todo % jobs) for i in range(jobs)
-            ]  # argv last: it may hold `--`
+            shares = [todo // jobs + (i < todo % jobs) for i in range(jobs)]
+            # argv last: it may hold `--`
             code = run_workers(
                 [[*worker, f"--worker-trials={n}", *argv] for n in shares], threads_per_job(jobs)
             )

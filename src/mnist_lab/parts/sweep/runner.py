@@ -1,6 +1,6 @@
-"""The Optuna study, shared in RDB storage by every process that opens it (``JOBS``, other machines), its parent
-MLflow run, and the processes that run its trials; a killed process's trial, its heartbeat stale, ends FAIL
-and its run KILLED."""
+"""The Optuna study, shared in RDB storage by every process (``JOBS``, other machines), its parent
+MLflow run, and the processes that run its trials; a killed process's trial, its heartbeat stale,
+ends FAIL and its run KILLED."""
 
 import contextlib
 import io
@@ -32,13 +32,13 @@ HEARTBEAT_S = 10  # a trial's heartbeat; Optuna fails a trial silent for twice a
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage with heartbeats; a local sqlite file gets its folder and a 2-minute lock timeout."""
+    """Optuna's RDB storage with heartbeats; a local sqlite file gets its folder and a 2-minute lock
+    timeout."""
     engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = {
-            "connect_args": {"timeout": 120}
-        }  # JOBS processes take turns writing the one file
+        # JOBS processes take turns writing the one file
+        engine = {"connect_args": {"timeout": 120}}
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -55,17 +55,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 def make_study(
     spec: SweepSpec, storage: optuna.storages.RDBStorage, name: str, resume: bool
 ) -> optuna.Study:
-    """Create the study (with ``resume``, load it) with the sweep file's TPE sampler and median pruner. Only a new
-    study takes the file's seed: a resumed or joined one draws at random, not the seed's first points again."""
+    """Create the study (with ``resume``, load it) with the sweep file's TPE sampler and median
+    pruner. Only a new study takes the file's seed: a resumed or joined one draws at random, not
+    the seed's first points again."""
     names = optuna.get_all_study_names(storage)
     exists = name in names
     if exists and not resume:
         raise ConfigError(
-            f"study {name!r} already exists in {storage.url}: continue it with RESUME=1, or start another with NAME="
+            f"study {name!r} already exists in {storage.url}: "
+            "continue it with RESUME=1, or start another with NAME="
         )
     if resume and not exists:  # a resume never makes a study
         raise ConfigError(
-            f"no study {name!r} to continue in {storage.url} (its studies: {', '.join(names) or 'none'}); "
+            f"no study {name!r} to continue in {storage.url} "
+            f"(its studies: {', '.join(names) or 'none'}); "
             "a QUICK=1 sweep is `<study>-quick`: give QUICK=1 (or NAME=) as its first command did"
         )
     sampler = optuna.samplers.TPESampler(
@@ -87,14 +90,15 @@ def make_study(
 
 
 def fail_killed(study: optuna.Study, wait: bool = False) -> None:
-    """Fail the trials of killed processes (stale heartbeats) and end their runs KILLED. ``wait`` (this sweep's
-    processes have ended): trials still RUNNING were a killed process's or another machine's; wait until a killed
-    one's heartbeat is stale, rather than leave its run RUNNING."""
+    """Fail the trials of killed processes (stale heartbeats) and end their runs KILLED. ``wait``
+    (this sweep's processes have ended): trials still RUNNING were a killed process's or another
+    machine's; wait until a killed one's heartbeat is stale, rather than leave its run RUNNING."""
     if wait and (
         running := study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     ):
         print(
-            f"{len(running)} trial(s) still RUNNING: waiting {2 * HEARTBEAT_S} s for their heartbeats",
+            f"{len(running)} trial(s) still RUNNING: "
+            f"waiting {2 * HEARTBEAT_S} s for their heartbeats",
             flush=True,
         )
         time.sleep(2 * HEARTBEAT_S)
@@ -103,13 +107,15 @@ def fail_killed(study: optuna.Study, wait: bool = False) -> None:
 
 
 def remaining(study: optuna.Study, n_trials: int) -> int:
-    """``n_trials`` minus the complete and pruned trials: failed ones, a killed process's included, run again."""
+    """``n_trials`` minus the complete and pruned trials: failed ones, a killed process's included,
+    run again."""
     fail_killed(study)
     return max(0, n_trials - len(study.get_trials(deepcopy=False, states=COUNTED)))
 
 
 def check_space(spec: SweepSpec, extra: list[str]) -> None:
-    """Parse a trial's command line (``--print_config``: nothing trains), so a path the CLI rejects fails now."""
+    """Parse a trial's command line (``--print_config``: nothing trains), so a path the CLI rejects
+    fails now."""
     first = {
         name: kw["choices"][0] if kind == "categorical" else kw["low"]
         for name, (kind, kw) in spec.space.items()
@@ -119,9 +125,8 @@ def check_space(spec: SweepSpec, extra: list[str]) -> None:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             main([*spec.command(first, extra), "--print_config"])
     except SystemExit as stop:
-        if (
-            stop.code
-        ):  # the CLI's `error:` line, without its `--help` hint (which would name this script)
+        # the CLI's `error:` line, without its `--help` hint (which would name this script)
+        if stop.code:
             message = err.getvalue().rpartition("error: ")[2].partition("\n")[0]
             raise ConfigError(f"the sweep's arguments do not parse: {message}") from None
 
@@ -129,8 +134,9 @@ def check_space(spec: SweepSpec, extra: list[str]) -> None:
 def optimize(
     study: optuna.Study, spec: SweepSpec, n_trials: int, parent_run_id: str, extra: list[str]
 ) -> int:
-    """Run up to ``n_trials`` here, fewer once the study (all processes) holds ``spec.n_trials``; return 0, or
-    128 + n when signal n stopped it (from now on SIGINT/SIGTERM stop the sweep; during a trial, via the CLI)."""
+    """Run up to ``n_trials`` here, fewer once the study (all processes) holds ``spec.n_trials``;
+    return 0, or 128 + n when signal n stopped it (from now on SIGINT/SIGTERM stop the sweep; during
+    a trial, via the CLI)."""
 
     def stop(signum: int, frame: object) -> None:
         raise SweepStopped(signal.Signals(signum))
@@ -150,9 +156,10 @@ def optimize(
 
 
 def run_workers(commands: list[list[str]], threads: int) -> int:
-    """Run one process per command, each in its own session: a terminal's Ctrl-C reaches only this one, which passes
-    each SIGINT/SIGTERM on once (a second stops a run without its checkpoint); return 0, or 128 + n for signal n
-    (one this process received, or one that killed a worker: ``kill -9``)."""
+    """Run one process per command, each in its own session: a terminal's Ctrl-C reaches only this
+    one, which passes each SIGINT/SIGTERM on once (a second stops a run without its checkpoint);
+    return 0, or 128 + n for signal n (one this process received, or one that killed a worker:
+    ``kill -9``)."""
     procs = [
         subprocess.Popen(command, env=job_env(threads), start_new_session=True)
         for command in commands
@@ -165,14 +172,14 @@ def run_workers(commands: list[list[str]], threads: int) -> int:
             proc.send_signal(signum)  # only to those still running
 
     with handling(SIGNALS, forward):
-        codes = [
-            128 - code if code < 0 else code for code in (proc.wait() for proc in procs)
-        ]  # -n: by n
+        # -n: by n
+        codes = [128 - code if code < 0 else code for code in (proc.wait() for proc in procs)]
     return 128 + received[0] if received else max((code for code in codes if code > 128), default=0)
 
 
 def open_parent(spec: SweepSpec, study: str, resume: bool) -> RunLogger:
-    """Start the parent run, or with ``resume`` reopen the study's newest one (RUNNING again); log the sweep file."""
+    """Start the parent run, or with ``resume`` reopen the study's newest one (RUNNING again); log
+    the sweep file."""
     tags = {"sweep.study": study, "sweep.role": "parent"}
     run = (
         newest_tagged_run(MlflowClient(resolve_tracking_uri()), spec.experiment, tags)
@@ -186,14 +193,14 @@ def open_parent(spec: SweepSpec, study: str, resume: bool) -> RunLogger:
         log_model=False,
         run_id=run and run.info.run_id,
     )
-    logger.experiment.log_text(
-        logger.run_id, spec.source, "sweep.yaml"
-    )  # opens (or reopens) the run
+    # opens (or reopens) the run
+    logger.experiment.log_text(logger.run_id, spec.source, "sweep.yaml")
     return logger
 
 
 def best_run(study: str) -> str:
-    """The run of the best trial of the newest sweep named ``study`` (its parent's ``best.run_id``)."""
+    """The run of the best trial of the newest sweep named ``study`` (its parent's
+    ``best.run_id``)."""
     client = MlflowClient(resolve_tracking_uri())
     experiments = [e.experiment_id for e in client.search_experiments()]
     query = f"tags.`sweep.study` = '{study}' and tags.`sweep.role` = 'parent'"
@@ -208,14 +215,15 @@ def best_run(study: str) -> str:
         )
     if "best.run_id" not in parents[0].data.tags:
         raise ConfigError(
-            f"sweep {study!r} has no complete trial yet: `make sweep NAME={study} RESUME=1` runs more"
+            f"sweep {study!r} has no complete trial yet: "
+            f"`make sweep NAME={study} RESUME=1` runs more"
         )
     return parents[0].data.tags["best.run_id"]
 
 
 def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
-    """Log the trial counts, the best trial, Optuna's plots and (from 2 complete trials on) the parameter importances
-    to the parent run; return a summary line."""
+    """Log the trial counts, the best trial, Optuna's plots and (from 2 complete trials on) the
+    parameter importances to the parent run; return a summary line."""
     client, run_id = parent.experiment, parent.run_id
     counts = Counter(trial.state.name.lower() for trial in study.get_trials(deepcopy=False))
     finished = counts["complete"] + counts["pruned"] + counts["fail"]
@@ -253,4 +261,7 @@ def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
         client.log_figure(run_id, figure, f"plots/{name}.png", save_kwargs={"bbox_inches": "tight"})
         plt.close(figure)
     run = best.user_attrs[RUN_ID_ATTR]  # `make register STUDY=<study>` registers it
-    return f"best {metric} = {best.value:.4f} (trial {best.number}, run {run}: {best.params}); {dict(counts)}"
+    return (
+        f"best {metric} = {best.value:.4f} "
+        f"(trial {best.number}, run {run}: {best.params}); {dict(counts)}"
+    )

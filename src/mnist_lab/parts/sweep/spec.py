@@ -47,7 +47,8 @@ class SweepSpec:
     source: str = ""  # not a key: the file's text, logged to the parent run
 
     def command(self, params: dict[str, Any], extra: list[str]) -> list[str]:
-        """A trial's CLI arguments, as ``make train`` would pass them; the values (JSON: ``true``) come last, so win."""
+        """A trial's CLI arguments, as ``make train`` would pass them; the values (JSON: ``true``)
+        come last, so win."""
         configs = [arg for config in self.configs for arg in ("--config", str(config))]
         logger = f"--trainer.logger.init_args.experiment_name={self.experiment}"
         values = [
@@ -61,8 +62,8 @@ def cli_path(name: str) -> str:
     """A short name's CLI path, or the name itself when it is a dotted path."""
     if name not in SHORT_NAMES and "." not in name:
         raise ConfigError(
-            f"sweep parameter {name!r} is neither a short name ({', '.join(SHORT_NAMES)}) nor a CLI path "
-            "such as model.net.init_args.depth"
+            f"sweep parameter {name!r} is neither a short name ({', '.join(SHORT_NAMES)}) "
+            "nor a CLI path such as model.net.init_args.depth"
         )
     return SHORT_NAMES.get(name, name.removeprefix("--"))
 
@@ -85,8 +86,8 @@ def parameter(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
 
 
 def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
-    """Read and check a sweep file; ``quick`` applies its ``quick:`` block (n_trials, more args) and names the
-    study ``<study>-quick``, so a smoke run never continues the real sweep."""
+    """Read and check a sweep file; ``quick`` applies its ``quick:`` block (n_trials, more args)
+    and names the study ``<study>-quick``, so a smoke run never continues the real sweep."""
     path = Path(path)
     try:
         source = path.read_text()
@@ -102,9 +103,8 @@ def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
         raise ConfigError(
             f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(keys)}"
         )
-    given = {
-        key: value for key, value in raw.items() if value is not None
-    }  # `args:` with nothing: the default
+    # `args:` with nothing: the default
+    given = {key: value for key, value in raw.items() if value is not None}
     spec = SweepSpec(**{"study": path.stem, **given}, source=source)
     if spec.direction not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: direction must be maximize or minimize, got {spec.direction!r}")

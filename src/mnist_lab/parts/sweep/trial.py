@@ -1,4 +1,5 @@
-"""One Optuna trial: ``make train`` in-process (``mnist_lab.cli.main``), the sampled values its last arguments."""
+"""One Optuna trial: ``make train`` in-process (``mnist_lab.cli.main``), the sampled values its
+last arguments."""
 
 import json
 import math
@@ -21,11 +22,13 @@ PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attribute naming the sw
 
 
 class SweepStopped(KeyboardInterrupt):
-    """Signal ``args[0]`` stops the sweep; being no ``Exception``, Optuna records the trial FAIL and lets it through."""
+    """Signal ``args[0]`` stops the sweep; being no ``Exception``, Optuna records the trial FAIL and
+    lets it through."""
 
 
 class TrialCallback(PyTorchLightningPruningCallback):
-    """The pruning callback that also names the trial's run in Optuna; a pruned run ends FINISHED."""
+    """The pruning callback that also names the trial's run in Optuna; a pruned run ends
+    FINISHED."""
 
     def __init__(
         self, trial: optuna.Trial, monitor: str, experiment: str, tags: dict[str, str]
@@ -38,25 +41,23 @@ class TrialCallback(PyTorchLightningPruningCallback):
         logger = run_logger(trainer)
         if logger is not None and self.run_id is None:
             self.run_id = logger.run_id
-            self.trial.set_user_attr(
-                RUN_ID_ATTR, self.run_id
-            )  # for the summary and a killed process's cleanup
+            # for the summary and a killed process's cleanup
+            self.trial.set_user_attr(RUN_ID_ATTR, self.run_id)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         if isinstance(exception, optuna.TrialPruned):
-            exception.run_status = (
-                "FINISHED"  # how RunLogger ends the run: it did what the pruner asked
-            )
+            # how RunLogger ends the run: it did what the pruner asked
+            exception.run_status = "FINISHED"
 
     def end(self, state: str, error: str = "") -> None:
-        """Tag the run with how the trial ended; a trial that failed before its run began gets a FAILED one."""
+        """Tag the run with how the trial ended; a trial that failed before its run began gets a
+        FAILED one."""
         client = MlflowClient(resolve_tracking_uri())
         if self.run_id is None:
-            experiment_id = client.get_experiment_by_name(
-                self.experiment
-            ).experiment_id  # the parent made it
+            # the parent made it
+            experiment_id = client.get_experiment_by_name(self.experiment).experiment_id
             run = client.create_run(
                 experiment_id, tags=self.tags, run_name=f"trial-{self.trial.number}"
             )
@@ -69,8 +70,9 @@ class TrialCallback(PyTorchLightningPruningCallback):
 
 
 def end_failed_runs(study: optuna.Study, *_: object) -> None:
-    """End KILLED, tagged failed, the child runs still RUNNING whose trial Optuna failed: their process was killed
-    (a stale heartbeat). Optuna's stale-trial callback (any process, any machine), and the sweep's start and end."""
+    """End KILLED, tagged failed, the child runs still RUNNING whose trial Optuna failed: their
+    process was killed (a stale heartbeat). Optuna's stale-trial callback (any process, any
+    machine), and the sweep's start and end."""
     if not (parent := study.user_attrs.get(PARENT_ATTR)):
         return
     client = MlflowClient(resolve_tracking_uri())
@@ -94,7 +96,8 @@ def end_failed_runs(study: optuna.Study, *_: object) -> None:
 
 
 def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: list[str]) -> float:
-    """Sample (Optuna's public ``suggest_<type>``), train, and return the best ``spec.metric`` the pruner saw."""
+    """Sample (Optuna's public ``suggest_<type>``), train, and return the best ``spec.metric`` the
+    pruner saw."""
     params = {
         name: getattr(trial, f"suggest_{kind}")(name, **kw)
         for name, (kind, kw) in spec.space.items()
@@ -107,12 +110,13 @@ def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: l
     callback = TrialCallback(trial, spec.metric, spec.experiment, tags)
     print(f"trial {trial.number}: {params}", flush=True)
     state, error = "failed", ""
-    os.environ["MLFLOW_RUN_CONTEXT"] = json.dumps(
-        tags
-    )  # MLflow tags the run with them as it creates it: nested
-    try:  # from the start, so a process killed at any point leaves a child run that end_failed_runs finds
+    # MLflow tags the run with them as it creates it: nested
+    os.environ["MLFLOW_RUN_CONTEXT"] = json.dumps(tags)
+    # from the start, so a process killed at any point leaves a child run end_failed_runs finds
+    try:
         main(spec.command(params, extra), callbacks=[callback])
-        callback.check_pruned()  # under DDP the pruning decision travels through the storage: read it here
+        # under DDP the pruning decision travels through the storage: read it here
+        callback.check_pruned()
         reported = trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values.values()
         if not (values := [value for value in reported if math.isfinite(value)]):
             raise RuntimeError(
@@ -125,9 +129,8 @@ def run_trial(trial: optuna.Trial, spec: SweepSpec, parent_run_id: str, extra: l
         raise
     except SystemExit as stop:
         error = f"the CLI exited with code {stop.code}"
-        if (
-            isinstance(stop.code, int) and stop.code >= 128
-        ):  # signal code - 128 stopped the run, and the sweep
+        # signal code - 128 stopped the run, and the sweep
+        if isinstance(stop.code, int) and stop.code >= 128:
             raise SweepStopped(signal.Signals(stop.code - 128)) from None
         raise RuntimeError(f"{error} (its error is above)") from None
     except Exception as err:
