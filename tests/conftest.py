@@ -16,6 +16,7 @@ import mlflow
 import pytest
 import torch
 from filelock import FileLock
+from mlflow.tracking._tracking_service.utils import _artifact_repos_cache as artifact_repos_cache
 
 from helpers import PauseAt, Snapshot, store_uri
 from mnist_fakes import write_fake_mnist
@@ -197,6 +198,8 @@ def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Snapshot
     """``clone(snapshot)``: a copy in the test's folder, which becomes the working directory."""
 
     def make(source: Snapshot) -> Snapshot:
+        # MLflow caches a run's artifact store by run id for the process: a clone keeps the id
+        artifact_repos_cache.clear()
         copy = source.clone(tmp_path)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", copy.uri)
         monkeypatch.chdir(tmp_path)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +63,24 @@ class Snapshot:
         return Snapshot(to, self.run_id)
 
 
+def hold_until_signalled(announce: Callable[[], None]) -> None:
+    """``announce`` that this process waits, then wait for a signal (the test sends it): no race,
+    as the signals are blocked from before the announcement until they are waited for. SIGUSR1
+    only lets the run go on; a stop signal is then delivered to the run's own handler, as usual."""
+    waited = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    try:
+        announce()
+        signum = signal.sigwait(waited)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    if signum != signal.SIGUSR1:
+        signal.raise_signal(signum)
+
+
 def pause_here(what: str) -> None:
-    """Say ``what`` in the ready file, then wait for a signal (the test sends it): no race.
-    SIGUSR1 only lets the run go on; a stop signal stops it as usual."""
-    signal.signal(signal.SIGUSR1, lambda signum, frame: None)
-    Path(os.environ[READY]).write_text(what)
-    signal.pause()
+    """Say ``what`` in the ready file, then wait for the test's signal."""
+    hold_until_signalled(lambda: Path(os.environ[READY]).write_text(what))
 
 
 class PauseAt(L.Callback):

@@ -29,7 +29,8 @@ def drop_script(root: Path) -> ModuleType:
 
 
 PARTS = list(drop_script(ROOT).PARTS)
-NAMES = {"lab": ["lab.", "from lab", "import lab", "src/lab"], "team": ["team.sh", "psycopg2"]}
+LAB = ["from lab", "import lab", "src/lab", "lab.diagnostics", "lab.study", "lab.nets"]
+NAMES = {"lab": LAB, "team": ["team.sh", "psycopg2"]}
 NAMES["sweep"] = ["import optuna", "from optuna", "configs/sweeps"]
 NAMES["export"] = ["onnx"]
 

@@ -5,7 +5,6 @@ processes, and the environment a child process needs to find this folder's modul
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import lightning as L
 import mlflow
 
-from helpers import env_for
+from helpers import env_for, hold_until_signalled
 
 HOLD_DIR = "TEST_HOLD_DIR"  # where each held process writes its PID, as slot-0, slot-1, ...
 HERE = Path(__file__).resolve().parent
@@ -22,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 class Hold(L.Callback):
     """At training step ``step``, the first ``slots`` processes to get there (over all the runs
     that share ``$TEST_HOLD_DIR``) each write their PID to a slot file and wait in
-    ``signal.pause()``; SIGUSR1 lets one go on as if nothing came, any other signal acts as it
+    a blocked-signal wait; SIGUSR1 lets one go on as if nothing came, any other signal acts as it
     would. The runs after those go by: a continued sweep or a resumed run is not held again.
     What the run logged before is in its store once it is held (MLflow's queue is flushed)."""
 
@@ -38,12 +37,15 @@ class Hold(L.Callback):
                 os.close(os.open(path.with_suffix(".claim"), os.O_CREAT | os.O_EXCL))
             except FileExistsError:
                 continue
-            signal.signal(signal.SIGUSR1, lambda *_: None)  # pause() returns, nothing else
             mlflow.flush_async_logging()
-            path.with_suffix(".tmp").write_text(str(os.getpid()))
-            path.with_suffix(".tmp").rename(path)  # whole when it appears
-            signal.pause()
+            hold_until_signalled(lambda slot_file=path: announce(slot_file))
             return
+
+
+def announce(slot_file: Path) -> None:
+    """This process's PID in ``slot_file``, whole when it appears."""
+    slot_file.with_suffix(".tmp").write_text(str(os.getpid()))
+    slot_file.with_suffix(".tmp").rename(slot_file)
 
 
 def held(folder: Path, slots: int = 1, procs: tuple = (), timeout: float = 180) -> list[int]:
