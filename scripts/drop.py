@@ -89,10 +89,12 @@ PARTS = {
             "configs/lab",
             "scripts/activation_study.py",
             "scripts/bench.py",
+            "scripts/design",
             "reports",
             "tests/lab",
             "docs/study.md",
             "docs/performance.md",
+            "docs/study-design.md",
         ),
     ),
 }
