@@ -56,6 +56,8 @@ def test_ddp_stops_on_one_signal_and_resumes_into_one_complete_run(
         [run.info.experiment_id], f"source_run_id = '{run.info.run_id}'"
     )
     assert len(models) == 1, "rank 0 alone logs the model"
+    # test_figures:begin  (make drop PART=test_figures deletes this block)
     assert "figures/confusion_matrix.png" in {
         a.path for a in client.list_artifacts(run.info.run_id, "figures")
     }
+    # test_figures:end
