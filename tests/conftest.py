@@ -22,6 +22,8 @@ from helpers import PauseAt, Snapshot, store_uri
 from mnist_fakes import write_fake_mnist
 from tiny_cli import tiny_args, tiny_cnn
 
+from mnist_lab.recovery import SIGNALS
+
 # Tiny networks: a second intra-op thread only adds waiting. Subprocesses keep torch's default.
 torch.set_num_threads(1)
 TIERS = ("slow", "subprocess", "server", "browser")  # `make test-fast` runs the tests with none
@@ -55,7 +57,7 @@ def restored_globals(
     """The environment, working directory, signal handlers and MLflow's tracking URI as they were;
     in the fast tier, no process may start (``git``, which the run record asks, excepted)."""
     environ, cwd, uri = dict(os.environ), Path.cwd(), mlflow.get_tracking_uri()
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    handlers = {s: signal.getsignal(s) for s in SIGNALS}
     if not any(request.node.get_closest_marker(tier) for tier in TIERS):
         popen = subprocess.Popen.__init__
 

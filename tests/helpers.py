@@ -22,6 +22,7 @@ import lightning as L
 import torch
 
 from mnist_lab.names import CHECKPOINT_RUN_KEY
+from mnist_lab.recovery import SIGNALS as STOP_SIGNALS
 
 
 def store_uri(root: Path) -> str:
@@ -64,39 +65,67 @@ class Snapshot:
 
 
 def hold_until_signalled(announce: Callable[[], None]) -> None:
-    """``announce`` that this process waits, then wait for a signal (the test sends it): no race,
-    as the signals are blocked from before the announcement until they are waited for. SIGUSR1
-    only lets the run go on; a stop signal is then delivered to the run's own handler, as usual."""
-    waited = {signal.SIGUSR1, signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    """``announce`` that this process waits, then wait for a signal (the test sends it). No race:
+    each signal is noted by its handler, and its wakeup byte, written from whichever thread the
+    kernel delivers it to, ends the wait even if it came before. SIGUSR1 only lets the run go on;
+    the stop signals noted are then delivered to the run's own handlers, in their order."""
+    waited = (signal.SIGUSR1, *STOP_SIGNALS)
+    got: list[int] = []
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    handlers = {s: signal.signal(s, lambda signum, _: got.append(signum)) for s in waited}
+    wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     try:
         announce()
-        signum = signal.sigwait(waited)
+        while not got:  # another signal's byte (SIGCHLD, say) only wakes it
+            os.read(read, 1)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-    if signum != signal.SIGUSR1:
-        signal.raise_signal(signum)
+        for s, handler in handlers.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        signal.set_wakeup_fd(wakeup)
+        os.close(read)
+        os.close(write)
+    for signum in got:
+        if signum != signal.SIGUSR1:
+            signal.raise_signal(signum)
 
 
-def pause_here(what: str) -> None:
+def ranked(ready: Path, rank: int) -> Path:
+    """Rank ``rank``'s ready file: ``ready`` itself for rank 0, else with ``.<rank>`` after it (a
+    signal sent when one rank waits could reach another before its wait)."""
+    return ready if rank == 0 else ready.with_name(f"{ready.name}.{rank}")
+
+
+def ready_file(rank: int = 0) -> Path:
+    """Where this process says it waits: ``$TEST_READY_FILE``, :func:`ranked`."""
+    return ranked(Path(os.environ[READY]), rank)
+
+
+def pause_here(what: str, rank: int = 0) -> None:
     """Say ``what`` in the ready file, then wait for the test's signal."""
-    hold_until_signalled(lambda: Path(os.environ[READY]).write_text(what))
+    hold_until_signalled(lambda: ready_file(rank).write_text(what))
+
+
+def wait_for_ranks(ready: Path, ranks: int, proc: subprocess.Popen) -> None:
+    """Until every one of ``ranks`` processes waits (:func:`ready_file`)."""
+    for rank in range(ranks):
+        wait_for(ranked(ready, rank), proc)
 
 
 class PauseAt(L.Callback):
-    """At training step ``step`` (or at the test's start, ``step=-1``) this process stops until a
-    signal comes, having said so in ``$TEST_READY_FILE``."""
+    """At training step ``step`` (or at the test's start, ``step=-1``) each process stops until a
+    signal comes, having said so in its :func:`ready_file`."""
 
     def __init__(self, step: int = 1) -> None:
         self.step = step
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.global_step == self.step:
-            pause_here(f"step {self.step}")
+            pause_here(f"step {self.step}", trainer.global_rank)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.step == -1:
-            pause_here("test")
+            pause_here("test", trainer.global_rank)
 
 
 def wait_for(path: Path, proc: subprocess.Popen | None = None, timeout: float = 120) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from helpers import READY, env_for, wait_for, with_group
+from helpers import READY, env_for, wait_for_ranks, with_group
 from tiny_cli import tiny_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
@@ -28,7 +28,7 @@ def test_ddp_stops_on_one_signal_and_resumes_into_one_complete_run(
     env = env_for(**{READY: str(tmp_path / "ready")})
     pipes = {"stderr": subprocess.PIPE, "stdout": subprocess.DEVNULL, "text": True}
     first = subprocess.Popen([*command, *pause], env=env, start_new_session=True, **pipes)
-    wait_for(tmp_path / "ready", first)
+    wait_for_ranks(tmp_path / "ready", 2, first)  # both ranks wait
     assert with_group(first, signal.SIGTERM) == 128 + signal.SIGTERM
     err = first.stderr.read()
     assert err.count("stopped by SIGTERM; resume") == 1, err[

@@ -16,7 +16,15 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from helpers import READY, env_for, mlflow_server, started_server, wait_for, with_group
+from helpers import (
+    READY,
+    env_for,
+    mlflow_server,
+    started_server,
+    wait_for,
+    wait_for_ranks,
+    with_group,
+)
 from tiny_cli import tiny_args
 
 pytestmark = [pytest.mark.server, pytest.mark.subprocess, pytest.mark.slow]
@@ -100,7 +108,7 @@ def test_two_torchrun_nodes_make_one_run_that_one_sigterm_stops_and_resume_finis
 
     env = env_for(MLFLOW_TRACKING_URI=uri, **{READY: str(tmp_path / "ready")})
     proc = nodes("--trainer.callbacks+=helpers.PauseAt", "--trainer.callbacks.step=3")
-    wait_for(tmp_path / "ready", proc)
+    wait_for_ranks(tmp_path / "ready", 2, proc)  # both ranks wait
     with_group(proc, signal.SIGTERM)
     err = proc.stderr.read()
     assert err.count("stopped by SIGTERM; resume") == 1, err[-3000:]
