@@ -21,7 +21,13 @@ from mnist_lab.errors import ConfigError
 from mnist_lab.names import resolve_tracking_uri
 from mnist_lab.parallel import job_env
 from mnist_lab.parts.sweep.spec import SweepSpec
-from mnist_lab.parts.sweep.trial import RUN_ID_ATTR, SweepStopped, end_failed_runs, run_trial
+from mnist_lab.parts.sweep.trial import (
+    RUN_ID_ATTR,
+    SweepStopped,
+    end_failed_runs,
+    run_trial,
+    set_shared_tag,
+)
 from mnist_lab.recovery import SIGNALS, handling
 from mnist_lab.tracking import RunLogger
 from mnist_lab.tracking.nesting import newest_tagged_run
@@ -238,7 +244,7 @@ def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
         "run_id": best.user_attrs[RUN_ID_ATTR],
         **best.params,
     }.items():
-        client.set_tag(run_id, f"best.{key}", str(value))
+        set_shared_tag(client, run_id, f"best.{key}", str(value))
     with tempfile.TemporaryDirectory() as tmp:  # the best trial's re-runnable config
         client.log_artifact(
             run_id,
@@ -255,7 +261,7 @@ def summarise(parent: RunLogger, study: optuna.Study, metric: str) -> str:
             note = f"from {counts['complete']} complete trials (Optuna's default evaluator)"
         except (RuntimeError, ValueError) as err:  # e.g. every complete trial had the same params
             note = f"no importances: {err}"
-    client.set_tag(run_id, "sweep.importance_note", note)
+    set_shared_tag(client, run_id, "sweep.importance_note", note)
     for name, plot in figures.items():
         figure = plot(study).figure
         client.log_figure(run_id, figure, f"plots/{name}.png", save_kwargs={"bbox_inches": "tight"})

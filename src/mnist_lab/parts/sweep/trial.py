@@ -9,6 +9,7 @@ import signal
 import lightning as L
 import optuna
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from optuna_integration import PyTorchLightningPruningCallback
 
 from mnist_lab.cli import main
@@ -69,6 +70,15 @@ class TrialCallback(PyTorchLightningPruningCallback):
             client.set_tag(self.run_id, "error", error[:5000])
 
 
+def set_shared_tag(client: MlflowClient, run_id: str, key: str, value: str) -> None:
+    """A tag another sweep process may set at the same moment (each host summarises the parent):
+    the store refuses the second insert of a key, and a second try updates it instead."""
+    try:
+        client.set_tag(run_id, key, value)
+    except MlflowException:
+        client.set_tag(run_id, key, value)
+
+
 def end_failed_runs(study: optuna.Study, *_: object) -> None:
     """End KILLED, tagged failed, the child runs still RUNNING whose trial Optuna failed: their
     process was killed (a stale heartbeat). Optuna's stale-trial callback (any process, any
@@ -85,9 +95,12 @@ def end_failed_runs(study: optuna.Study, *_: object) -> None:
     ):
         if (number := run.data.tags.get("sweep.trial")) in failed:
             run_id = run.info.run_id
-            client.set_tag(run_id, "sweep.state", "failed")
-            client.set_tag(
-                run_id, "error", "its process was killed: Optuna failed the trial (stale heartbeat)"
+            set_shared_tag(client, run_id, "sweep.state", "failed")
+            set_shared_tag(
+                client,
+                run_id,
+                "error",
+                "its process was killed: Optuna failed the trial (stale heartbeat)",
             )
             client.set_terminated(run_id, "KILLED")
             print(
