@@ -2,8 +2,10 @@
 
 A part is its files (code, configs, tests, docs) and the blocks of shared files that switch it on:
 every block between a ``<name>:begin`` and a ``<name>:end`` marker line (in the configs, the
-Makefile, pyproject.toml, README and the docs). The core never imports a part and parts never import
-each other, so after any drop ``make lint`` and ``make test`` pass. Only the standard library.
+Makefile, pyproject.toml, README and the docs), and every line that ends with ``<!-- <name> -->``
+(a table row, which a marker line would cut in two). The core never imports a part and parts never
+import each other, so after any drop ``make lint`` and ``make test`` pass. Only the standard
+library.
 """
 
 from __future__ import annotations
@@ -123,11 +125,19 @@ def present(name: str) -> bool:
     return path_of(PARTS[name].files[0]).exists()
 
 
+def row(name: str) -> re.Pattern[str]:
+    """A line tagged ``<!-- <name> -->`` at its end: a Markdown table ignores the extra cell."""
+    return re.compile(rf"^[^\n]*<!--[ \t]*{re.escape(name)}[ \t]*-->[ \t]*(?:\r?\n|\Z)", re.M)
+
+
 def drop(name: str, files: tuple[str, ...]) -> None:
-    pattern = block(name)
+    patterns = (block(name), row(name))
     for path in sorted({p for glob in EDITED for p in ROOT.glob(glob) if p.is_file()}):
         text = path.read_text(encoding="utf-8")
-        if (edited := pattern.sub("", text)) != text:
+        edited = text
+        for pattern in patterns:
+            edited = pattern.sub("", edited)
+        if edited != text:
             path.write_text(edited, encoding="utf-8")
             print(f"edited  {path.relative_to(ROOT)}")
     for file in files:

@@ -51,6 +51,12 @@ def main(argv: list[str]) -> int:
         step([sys.executable, "scripts/drop.py", *parts], fork, env)
         step([sys.executable, "scripts/rename.py", "fork_lab"], fork, env)
         env["PYTHONPATH"] = str(fork / "src")
+        # a fork is a git repository with its own commit: runs record it, tests list its files
+        git = ["git", "-c", "user.name=fork-check", "-c", "user.email=fork-check@localhost"]
+        git += ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+        alone = {k: v for k, v in env.items() if not k.startswith("GIT_")}  # not an outer repo's
+        for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the fork"]):
+            step([*git, *command], fork, alone)
         step([*make, "lint"], fork, env)
         step([*make, "test"], fork, env)
         step([*make, "train", "PRESET=debug"], fork, env)
