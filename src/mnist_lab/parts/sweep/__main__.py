@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         print(best_run(name))
         return 0
     if args.worker_of:  # one of JOBS processes, started below: run a share of the trials
-        study = make_study(spec, open_storage(args.storage), name, resume=True)
+        study = make_study(spec, open_storage(args.storage, spec.heartbeat), name, resume=True)
         return optimize(study, spec, args.worker_trials, args.worker_of, extra)
     check_space(spec, extra)
-    study = make_study(spec, open_storage(args.storage), name, resume=args.resume)
+    study = make_study(spec, open_storage(args.storage, spec.heartbeat), name, resume=args.resume)
     parent = open_parent(spec, name, resume=args.resume)
     code = 0
     with parent.life.spanning():  # whatever ends it, the parent run ends: never left RUNNING
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             code = run_workers(
                 [[*worker, f"--worker-trials={n}", *argv] for n in shares], threads_per_job(jobs)
             )
-        fail_killed(study, wait=True)
+        fail_killed(study, wait_s=2 * spec.heartbeat)
         print(summarise(parent, study, spec.metric), flush=True)
         if code:  # a signal stopped the sweep, or killed a worker: its parent run ends KILLED
             raise TrainingInterrupted(

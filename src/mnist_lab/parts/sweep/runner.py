@@ -34,12 +34,11 @@ from mnist_lab.tracking.nesting import newest_tagged_run
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what n_trials counts
-HEARTBEAT_S = 10  # a trial's heartbeat; Optuna fails a trial silent for twice as long
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage with heartbeats; a local sqlite file gets its folder and a 2-minute lock
-    timeout."""
+def open_storage(url: str, heartbeat: float) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage with a heartbeat every ``heartbeat`` s (a trial silent for twice as long
+    is stale); a local sqlite file gets its folder and a 2-minute lock timeout."""
     engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +48,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_S,
+            heartbeat_interval=heartbeat,
             heartbeat_stale_trial_callback=end_failed_runs,
         )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's many errors all mean "cannot use this storage"
@@ -95,19 +94,19 @@ def make_study(
     return study
 
 
-def fail_killed(study: optuna.Study, wait: bool = False) -> None:
-    """Fail the trials of killed processes (stale heartbeats) and end their runs KILLED. ``wait``
+def fail_killed(study: optuna.Study, wait_s: float = 0) -> None:
+    """Fail the trials of killed processes (stale heartbeats) and end their runs KILLED. ``wait_s``
     (this sweep's processes have ended): trials still RUNNING were a killed process's or another
-    machine's; wait until a killed one's heartbeat is stale, rather than leave its run RUNNING."""
-    if wait and (
+    machine's; wait that long, until a killed one's heartbeat is stale, rather than leave its run
+    RUNNING."""
+    if wait_s and (
         running := study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     ):
         print(
-            f"{len(running)} trial(s) still RUNNING: "
-            f"waiting {2 * HEARTBEAT_S} s for their heartbeats",
+            f"{len(running)} trial(s) still RUNNING: waiting {wait_s:g} s for their heartbeats",
             flush=True,
         )
-        time.sleep(2 * HEARTBEAT_S)
+        time.sleep(wait_s)
     optuna.storages.fail_stale_trials(study)
     end_failed_runs(study)  # also those another process failed without ending their runs
 

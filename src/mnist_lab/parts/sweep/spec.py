@@ -43,6 +43,7 @@ class SweepSpec:
     sampler: dict[str, Any] = field(default_factory=dict)  # TPESampler's arguments
     pruner: dict[str, Any] = field(default_factory=dict)  # MedianPruner's arguments
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # the first trials' values
+    heartbeat: float = 10  # seconds between a trial's heartbeats; silent twice as long, it FAILs
     quick: dict[str, Any] = field(default_factory=dict)  # n_trials and more args for QUICK=1
     source: str = ""  # not a key: the file's text, logged to the parent run
 
@@ -108,6 +109,10 @@ def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
     spec = SweepSpec(**{"study": path.stem, **given}, source=source)
     if spec.direction not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: direction must be maximize or minimize, got {spec.direction!r}")
+    if not isinstance(spec.heartbeat, (int, float)) or spec.heartbeat <= 0:
+        raise ConfigError(
+            f"{path}: heartbeat must be a number of seconds > 0, got {spec.heartbeat!r}"
+        )
     spec.space = {name: parameter(name, param) for name, param in spec.space.items()}
     try:  # build what the study will build, so that a mistake fails now
         optuna.samplers.TPESampler(**spec.sampler), optuna.pruners.MedianPruner(**spec.pruner)
