@@ -103,7 +103,7 @@ ui: check-port ## Serve the MLflow UI over the store (mlruns/, or MLFLOW_TRACKIN
 
 TEST_JOBS ?= 2#  `make test`: pytest-xdist processes (1: one process, in order)
 test: ## The whole test suite, TEST_JOBS processes (real-MNIST tests need DATA_DIR)
-	DATA_DIR=$(call q,$(DATA_DIR)) $(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS))
+	DATA_DIR=$(call q,$(DATA_DIR)) $(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 
 test-fast: ## Tests that start no process or server and need no real MNIST
 	$(PY) -m pytest -q -m "not slow and not subprocess and not server and not browser"

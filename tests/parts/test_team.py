@@ -1,30 +1,29 @@
 """The team part: `make team-up` starts PostgreSQL and an MLflow server over it on this machine, on
 free ports (also as root in a folder PostgreSQL's user cannot enter), and prints the two exports
 that point every target there; a second `make team-up` reuses them; a whole run goes through the
-server; `make team-down` stops both (checked as the module ends, by ``team_up``)."""
+server; `make team-down` stops both (checked as the session ends, by ``team_up``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from team_up import Team, make_team, team_up
+from team_up import Team, make_team
 
 from helpers import job_runners
 from tiny_cli import tiny_args
 
 from mnist_lab.cli import main
 
-pytestmark = [pytest.mark.server, pytest.mark.subprocess, pytest.mark.slow]  # MLflow's schema, made
-# in PostgreSQL as the server first starts, takes half a minute or more
-
-
-@pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    with team_up(tmp_path_factory.mktemp("team")) as up:
-        yield up
+# `make team-up` (MLflow's schema made in PostgreSQL as the server first starts) takes half a minute
+# or more: once, in the conftest, for every file of the group
+pytestmark = [
+    pytest.mark.xdist_group("team"),
+    pytest.mark.server,
+    pytest.mark.subprocess,
+    pytest.mark.slow,
+]
 
 
 def test_team_up_prints_the_exports_and_a_second_one_reuses_what_is_up(team: Team) -> None:

@@ -5,7 +5,6 @@ and `make predict CKPT=models:/<name>@champion` reads that version back through 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from PIL import Image
-from team_up import Team, team_up
+from team_up import Team
 
 from mnist_fakes import class_images
 from tiny_cli import tiny_args
@@ -25,14 +24,13 @@ from mnist_lab.parts.serve.registry import ALIAS, DEFAULT_NAME
 from mnist_lab.parts.serve.registry import main as register
 from mnist_lab.resume import load_classifier
 
-pytestmark = [pytest.mark.server, pytest.mark.subprocess, pytest.mark.slow]  # `make team-up`
+pytestmark = [  # the group's `make team-up` (conftest)
+    pytest.mark.xdist_group("team"),
+    pytest.mark.server,
+    pytest.mark.subprocess,
+    pytest.mark.slow,
+]
 CHAMPION = f"models:/{DEFAULT_NAME}@{ALIAS}"
-
-
-@pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    with team_up(tmp_path_factory.mktemp("team")) as up:
-        yield up
 
 
 def test_a_model_registered_on_the_team_server_is_what_predict_reads_by_its_alias(

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -18,7 +17,7 @@ import pytest
 from holding import held
 from mlflow import MlflowClient
 from sweeping import PLAIN, held_at_step_1, runs_by_role, start_sweep, write_sweep
-from team_up import Team, team_up
+from team_up import Team
 
 from helpers import with_group
 
@@ -26,17 +25,12 @@ from mnist_lab.parts.sweep.runner import best_run
 from mnist_lab.resume import load_classifier
 
 pytestmark = [
+    pytest.mark.xdist_group("team"),  # one `make team-up` (conftest)
     pytest.mark.server,
     pytest.mark.subprocess,
     pytest.mark.slow,  # `make team-up`, then a sweep that waits out a killed trial's heartbeat
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    with team_up(tmp_path_factory.mktemp("team")) as up:
-        yield up
 
 
 def test_a_sweep_from_two_hosts_fills_one_study_and_parent_and_outlives_a_killed_worker(
