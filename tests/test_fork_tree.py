@@ -55,19 +55,41 @@ def test_make_drop_lists_the_parts_and_refuses_what_it_cannot_drop(
     assert drop.main([]) == 0 and "export          dropped" in capsys.readouterr().out
 
 
+@pytest.fixture(scope="module")
+def dropped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """``{part: (copy, what collecting its whole suite printed)}``: a copy of the tree per part,
+    that part dropped, all collected in one process (``collect_each.py``)."""
+    root, copies = tmp_path_factory.mktemp("drops"), {}
+    for part in PARTS:
+        copies[part] = copy_tree(ROOT, root / part)
+        # the standard library only, as before `make install`
+        dropped = run(["python3", "scripts/drop.py", part], copies[part])
+        assert dropped.returncode == 0, dropped.stderr
+    trees = [str(copy) for copy in copies.values()]
+    # no PYTHONPATH: the script puts each tree's own src first in turn
+    collected = run(
+        [sys.executable, str(ROOT / "tests" / "collect_each.py"), *trees], root, PYTHONPATH=""
+    )
+    printed, outputs = collected.stdout, {}
+    for part, copy in copies.items():
+        before, found, printed = printed.partition(f"collected {copy}: exit ")
+        assert found, f"{part}: not collected\n{before[-3000:]}{collected.stderr[-3000:]}"
+        outputs[part] = before + found + printed.partition("\n")[0]
+        printed = printed.partition("\n")[2]
+    return {part: (copies[part], outputs[part]) for part in PARTS}
+
+
 @pytest.mark.slow
 @pytest.mark.subprocess
+@pytest.mark.xdist_group("fork_tree")  # they share the copies of `dropped`
 @pytest.mark.parametrize("part", PARTS)
 def test_a_part_drops_alone_and_the_fork_still_lints_and_collects(
-    part: str, tmp_path: Path
+    part: str, dropped: dict[str, tuple[Path, str]]
 ) -> None:
     """What would break a fork's CI, cheaply: lint, and the copy's whole suite collected (no test
     left that imports or copies what was dropped). The public-API check is the whole tree's (in
     `make lint`): dropping code cannot add a private name."""
-    copy = copy_tree(ROOT, tmp_path / "fork")
-    # the standard library only, as before `make install`
-    dropped = run(["python3", "scripts/drop.py", part], copy)
-    assert dropped.returncode == 0, dropped.stderr
+    copy, collected = dropped[part]
     assert not traces(copy, words(part))
     assert dead_links(copy) == []
     bin_ = Path(sys.executable).parent
@@ -79,11 +101,8 @@ def test_a_part_drops_alone_and_the_fork_still_lints_and_collects(
     ):
         result = run(command, copy)
         assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-    collected = run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"], copy
-    )
-    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
-    assert " collected" in collected.stdout or "tests collected" in collected.stdout
+    assert collected.endswith(": exit 0"), collected[-3000:]
+    assert " collected" in collected or "tests collected" in collected
 
 
 @pytest.mark.slow
