@@ -138,6 +138,7 @@ def drop(name: str, files: tuple[str, ...]) -> None:
         for pattern in patterns:
             edited = pattern.sub("", edited)
         if edited != text:
+            edited = edited.rstrip("\n") + "\n"  # a block that ended the file leaves no blank line
             path.write_text(edited, encoding="utf-8")
             print(f"edited  {path.relative_to(ROOT)}")
     for file in files:

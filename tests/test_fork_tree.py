@@ -55,6 +55,23 @@ def test_make_drop_lists_the_parts_and_refuses_what_it_cannot_drop(
     assert drop.main([]) == 0 and "export          dropped" in capsys.readouterr().out
 
 
+@pytest.mark.skipif("export" not in PARTS, reason="the export part is dropped")
+def test_a_drop_removes_its_tagged_rows_and_leaves_no_blank_line_at_a_file_end(
+    tmp_path: Path,
+) -> None:
+    """A table row ending ``<!-- part -->`` goes, the rows of other parts stay; a block that ended
+    a file leaves it ending in one newline (what ``ruff format`` asks)."""
+    copy = copy_tree(ROOT, tmp_path)
+    table = "| a | b |\n|---|---|\n| gone | x | <!-- export -->\n| kept | y | <!-- other -->\n"
+    (copy / "docs" / "rows.md").write_text(table)
+    (copy / "tests" / "ending.py").write_text('"""Doc."""\n\n# export:begin\nX = 1\n# export:end\n')
+    assert drop_script(copy).main(["export"]) == 0
+    assert (copy / "docs" / "rows.md").read_text() == table.replace(
+        "| gone | x | <!-- export -->\n", ""
+    )
+    assert (copy / "tests" / "ending.py").read_text() == '"""Doc."""\n'
+
+
 @pytest.fixture(scope="module")
 def dropped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     """``{part: (copy, what collecting its whole suite printed)}``: a copy of the tree per part,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+# team:begin
 from collections.abc import Iterator
 
 import pytest
-
-# team:begin
 from team_up import Team, team_up
 
 
