@@ -101,7 +101,7 @@ ui: check-port ## Serve the MLflow UI over the store (mlruns/, or MLFLOW_TRACKIN
 	$(NO_JOBS) PYTHONWARNINGS='ignore:starlette.middleware.wsgi is deprecated' $(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) --backend-store-uri $(STORE) \
 		--artifacts-destination "$$($(PY) -m mnist_lab.names artifacts)"
 
-TEST_JOBS ?= 2#  `make test`: pytest-xdist processes (1: one process, in order)
+TEST_JOBS ?= 3#  `make test`: pytest-xdist processes (1: one process, in order); README says why 3
 test: ## The whole test suite, TEST_JOBS processes (real-MNIST tests need DATA_DIR)
 	DATA_DIR=$(call q,$(DATA_DIR)) $(PY) -m pytest -q $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 
