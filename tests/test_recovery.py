@@ -206,6 +206,7 @@ DETERMINISTIC = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--tr
 
 
 @pytest.mark.parametrize("stop_at", [5, STEPS - 1])  # mid-epoch, and the last batch of an epoch
+@pytest.mark.slow
 def test_interrupted_then_resumed_training_ends_with_the_same_weights(
     stop_at: int, whole: dict, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,6 +235,7 @@ def test_a_stop_before_training_starts_writes_no_checkpoint(
 
 
 @pytest.mark.parametrize("during", ["test", "last validation"])
+@pytest.mark.slow
 def test_a_stop_after_fit_keeps_the_checkpoints_and_its_advice_tests_the_same_run(
     during: str, fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -255,6 +257,7 @@ def test_a_stop_after_fit_keeps_the_checkpoints_and_its_advice_tests_the_same_ru
     assert len(client.search_runs(["1"])) == 1
 
 
+@pytest.mark.slow
 def test_fit_then_test_ends_its_run_once_after_the_test(
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -294,6 +297,7 @@ def test_once_a_stop_is_under_way_further_signals_are_ignored() -> None:
         request.handle(signal.SIGTERM, None)
 
 
+@pytest.mark.slow
 def test_a_part_asks_for_a_clean_stop_with_its_own_reason(
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -315,6 +319,7 @@ def test_a_part_asks_for_a_clean_stop_with_its_own_reason(
     assert MlflowClient(tracking_uri).search_runs(["1"])[0].info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_one_message_and_fails(
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:

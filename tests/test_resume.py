@@ -37,6 +37,7 @@ def last_of(run: object) -> Path:
     return Path(run.data.tags["checkpoint.dir"]) / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_last_is_the_newest_interrupted_run_and_other_settings_are_one_error(
     killed_mlp: Snapshot, clone: Callable, fake_mnist: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -70,6 +71,7 @@ def test_last_is_the_newest_interrupted_run_and_other_settings_are_one_error(
 
 
 @pytest.mark.parametrize("damage", ["truncated", "overwritten in place"])
+@pytest.mark.slow
 def test_a_damaged_local_last_ckpt_is_refused_and_the_logged_copy_used(
     damage: str,
     killed_mlp: Snapshot,
@@ -94,6 +96,7 @@ def test_a_damaged_local_last_ckpt_is_refused_and_the_logged_copy_used(
     assert resumed.trainer.logger.run_id == copy.run_id and resumed.trainer.global_step == 2 * STEPS
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_without_a_copy_is_one_error_everywhere(
     finished_mlp: Snapshot,
     clone: Callable,
@@ -124,6 +127,7 @@ def test_a_deleted_run_is_one_error_line_with_the_command_that_restores_it(
     assert f"run {copy.run_id} is deleted" in line and "mlflow runs restore" in line
 
 
+@pytest.mark.slow
 def test_a_finished_run_trains_longer_with_its_schedule_replanned(
     finished_mlp: Snapshot, clone: Callable, fake_mnist: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -145,6 +149,7 @@ def test_a_finished_run_trains_longer_with_its_schedule_replanned(
     assert client.get_run(copy.run_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_resuming_a_schedule_that_ended_at_lr_0_is_one_error_before_the_run_is_touched(
     fake_mnist: Path, tracking_uri: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -170,6 +175,7 @@ class StopsAtFirstStep(L.Callback):
             REQUEST.handle(signal.SIGINT, None)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_names_its_run_and_resuming_from_the_file_continues_it(
     fake_mnist: Path, tracking_uri: str
 ) -> None:

@@ -33,6 +33,7 @@ STUDY = (
 )
 
 
+@pytest.mark.slow
 def test_bad_start_and_textbook_loss_reach_the_model_the_diagnostics_and_the_checkpoint(
     fake_mnist: Path, tracking_uri: str
 ) -> None:

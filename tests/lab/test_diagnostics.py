@@ -132,6 +132,7 @@ def test_probes_leave_modes_running_stats_and_rng_untouched() -> None:
     assert torch.equal(rng, torch.get_rng_state())
 
 
+@pytest.mark.slow
 def test_callback_logs_every_diag_metric_and_figures(
     fake_mnist: Path, tmp_path: Path, tracking_uri: str
 ) -> None:

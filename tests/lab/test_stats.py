@@ -157,6 +157,7 @@ def test_perfectly_separated_groups_are_counted_at_the_pooled_gap_not_at_one_gro
     assert split_at(XAVIER, resolution=0.0005) is not None and not xavier.split
 
 
+@pytest.mark.slow
 def test_tied_values_from_one_distribution_are_not_flagged_split_more_often_than_stated() -> None:
     rng = np.random.default_rng(0)
     for q in (0.5, 1.0, 2.0):  # steps to a threshold read every 20 steps, sd 10-40 steps

@@ -191,6 +191,7 @@ def _log_child(
     client.set_terminated(child, status)
 
 
+@pytest.mark.slow
 def test_report_is_rebuilt_from_the_store_with_verdicts_and_only_finished_runs(
     tracking_uri: str, tmp_path: Path
 ) -> None:
