@@ -12,12 +12,12 @@ from mlflow import MlflowClient
 
 from tiny_cli import LEAN
 
-# Every trial: two epochs of 4 batches on the tiny MNIST, the core's callbacks only. A killed trial
-# is stale after 10 s, not the default 20 (with 4 s, a loaded machine once failed a live trial).
+# Every trial: two epochs of 4 batches on the tiny MNIST, the core's callbacks only, at the default
+# heartbeat (10 s; a killed trial is stale after 20 s): at 2 s and at 5 s a full suite on 3 workers
+# failed a live trial of the two-host sweep.
 BASE = f"""
 experiment: sweeps
 n_trials: {{n_trials}}
-heartbeat: 5
 configs: [{LEAN}]
 args: [--trainer.max_epochs=2, --trainer.limit_train_batches=4, --trainer.limit_val_batches=2,
        --run_test=false, --model.net.init_args.width=32]
