@@ -207,6 +207,7 @@ DETERMINISTIC = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--tr
 
 @pytest.mark.parametrize("stop_at", [5, STEPS - 1])  # mid-epoch, and the last batch of an epoch
 @pytest.mark.slow
+@pytest.mark.xdist_group("whole")  # one worker fits the reference once
 def test_interrupted_then_resumed_training_ends_with_the_same_weights(
     stop_at: int, whole: dict, fake_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,6 +66,7 @@ def ui(repo_root: Path, store: tuple, tmp_path_factory: pytest.TempPathFactory) 
             yield base, proc.pid, log
 
 
+@pytest.mark.xdist_group("ui")  # one worker: the two share one `make ui` server
 @pytest.mark.server
 @pytest.mark.subprocess
 def test_make_ui_answers_the_rest_api_and_serves_the_page(
@@ -82,6 +83,7 @@ def test_make_ui_answers_the_rest_api_and_serves_the_page(
     assert b"<title>MLflow</title>" in get(f"{ui}/")
 
 
+@pytest.mark.xdist_group("ui")
 @pytest.mark.browser
 @pytest.mark.server
 @pytest.mark.subprocess

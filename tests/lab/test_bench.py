@@ -12,7 +12,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-pytestmark = pytest.mark.slow  # the quick bench still trains every variant of both models
+pytestmark = [
+    pytest.mark.slow,  # the quick bench still trains every variant of both models
+    pytest.mark.xdist_group("bench"),  # one worker, so the module's one quick bench runs once
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
